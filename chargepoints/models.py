@@ -71,6 +71,18 @@ class ChargePoint(models.Model):
     # release before it writes no such thing.
     boot_pending = models.BooleanField(default=False, db_default=False)
     offline_since = models.DateTimeField(null=True, blank=True)
+    # The units the charger takes a charging profile's limit in, as its configuration last gave them
+    # (1.6 ChargingScheduleAllowedChargingRateUnit, 2.0.1 SmartChargingCtrlr.RateUnit): "A", "W" or
+    # "A,W"; blank: not known (taken as A). Written by the configuration app (``services.rate_units``),
+    # read by the site engine, which sends a charger taking W alone its limits in W.
+    charging_rate_units = models.CharField(
+        max_length=3,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The units it takes a charging profile's limit in, as its configuration gave them: A, W or A,W;"
+        " blank: not known (A). A site sends a charger taking W alone its limits in W.",
+    )
     password_hash = models.CharField(max_length=128, blank=True)
     password_hash_after_reboot = models.CharField(
         max_length=128,

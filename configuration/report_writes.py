@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from chargepoints.services.heartbeat_pace import heartbeat_intervals_reported
+from chargepoints.services.rate_units import charging_rate_units_reported
 from commands.models import Command
 from configuration.models import (
     ATTRIBUTE_DEFAULTS,
@@ -96,6 +97,29 @@ def reported_heartbeat_interval(report_data: Sequence[dict[str, Any]]) -> str | 
     reported = None
     for item in report_data:
         if not is_heartbeat_interval(variable_identity(item["component"], item["variable"])):
+            continue
+        for attribute in item["variable_attribute"]:
+            value = attribute.get("value")
+            if attribute.get("type", AttributeType.ACTUAL) == AttributeType.ACTUAL and isinstance(value, str):
+                reported = value
+    return reported
+
+
+# The 2.0.1 variable of the units a station takes a charging profile's limit in (names case-folded).
+RATE_UNIT_VARIABLE = ("smartchargingctrlr", "rateunit")
+
+
+def is_rate_unit(key: tuple[Any, ...]) -> bool:
+    """Whether a ``variable_identity`` is ``SmartChargingCtrlr.RateUnit``'s (names in any case)."""
+    return (str(key[0]).casefold(), str(key[4]).casefold()) == RATE_UNIT_VARIABLE
+
+
+def reported_rate_unit(report_data: Sequence[dict[str, Any]]) -> str | None:
+    """The Actual value of ``SmartChargingCtrlr.RateUnit`` among a report's items (the last given),
+    None when they give none."""
+    reported = None
+    for item in report_data:
+        if not is_rate_unit(variable_identity(item["component"], item["variable"])):
             continue
         for attribute in item["variable_attribute"]:
             value = attribute.get("value")
@@ -376,6 +400,14 @@ def report_parts_stored(parts: Sequence[ReportPart], *, malformed_left: bool = F
             report.charge_point_id: interval
             for charge_point_id, report in stored.items()
             if (interval := intervals.get(charge_point_id)) is not None
+        }
+    )
+    units = {part.charge_point_id: reported_rate_unit(part.report_data) for part in rows.parts}
+    charging_rate_units_reported(
+        reported={
+            report.charge_point_id: unit
+            for charge_point_id, report in stored.items()
+            if (unit := units.get(charge_point_id)) is not None
         }
     )
     return stored

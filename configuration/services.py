@@ -22,6 +22,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_heartbeat_interval_taken
 from chargepoints.services.heartbeat_pace import heartbeat_intervals_reported
+from chargepoints.services.rate_units import charging_rate_units_reported
 from commands.models import Command
 from configuration.models import (
     ATTRIBUTE_DEFAULTS,
@@ -38,6 +39,7 @@ from configuration.report_writes import (
     ReportTie,
     identity_digest,
     is_heartbeat_interval,
+    is_rate_unit,
     report_parts_stored,
     report_stored_taken,
     report_unit_register,
@@ -70,6 +72,7 @@ def configuration_keys_record(
     now = timezone.now()
     answered = _answered_keys(keys, unknown_keys)
     _heartbeat_intervals_read({charge_point.pk: answered})
+    _rate_units_read({charge_point.pk: answered})
     if connection.vendor == "postgresql":
         _configuration_keys_written(charge_point, answered, complete, command, now)
         return len(answered)
@@ -111,6 +114,22 @@ def _heartbeat_intervals_read(answers: dict[int, dict[str, _KeyAnswer]]) -> None
         if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold() and value is not None and not unknown
     }
     heartbeat_intervals_reported(reported=reported)
+
+
+# The 1.6 key of the units a charger takes a charging profile's limit in (§9.4; the 2.0.1 variable's: ``is_rate_unit``).
+RATE_UNITS_KEY = "ChargingScheduleAllowedChargingRateUnit"
+
+
+def _rate_units_read(answers: dict[int, dict[str, _KeyAnswer]]) -> None:
+    """The ``ChargingScheduleAllowedChargingRateUnit`` each charger's read gave (charger pk -> its
+    answered keys; one it does not know: none), kept on the charger (``charging_rate_units_reported``)."""
+    reported = {
+        pk: None if unknown else value
+        for pk, answered in answers.items()
+        for key, (value, _, unknown) in answered.items()
+        if key.casefold() == RATE_UNITS_KEY.casefold()
+    }
+    charging_rate_units_reported(reported=reported)
 
 
 # OCPP 1.6 KeyValue (GetConfiguration.conf): ``key`` is a CiString50Type, ``value`` a CiString500Type.
@@ -175,6 +194,7 @@ def configuration_keys_recorded_together(*, reads: Sequence[KeysRead]) -> None:
     if connection.vendor == "postgresql":
         answers = {read.charge_point.pk: _answered_keys(read.keys, read.unknown_keys) for read in reads}
         _heartbeat_intervals_read(answers)
+        _rate_units_read(answers)
     else:
         for read in reads:
             configuration_keys_record(
@@ -322,6 +342,8 @@ def configuration_key_changed(
     ``unknown``, as a GetConfiguration naming it does; any other status changes nothing. The key
     stored in another case is the same key. A ``HeartbeatInterval`` taken is the charger's record too
     (``charge_point_heartbeat_interval_taken``)."""
+    if key.casefold() == RATE_UNITS_KEY.casefold() and status in (NOT_SUPPORTED, ACCEPTED):
+        charging_rate_units_reported(reported={charge_point.pk: value if status == ACCEPTED else None})
     if status == NOT_SUPPORTED:
         ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact=key).update(
             value=None,
@@ -425,6 +447,7 @@ def device_model_attributes_record(
         _heartbeat_interval_followed(charge_point, attributes)
     else:
         _heartbeat_interval_read(charge_point, attributes)
+    _rate_unit_read(charge_point, attributes)
     reported = learned_from == LearnedFrom.NOTIFY_REPORT
     variables = _variables_upsert(charge_point, attributes, now, characteristics=reported)
     rows: dict[tuple[int, str], DeviceModelAttribute] = {}
@@ -471,6 +494,8 @@ def device_model_unknown_forget(
     asked = [item for item in unknown if item[3] in UNKNOWN_VARIABLE_STATUSES or item[3] == UNKNOWN_ATTRIBUTE_STATUS]
     if not asked:
         return 0
+    if any(t == AttributeType.ACTUAL and is_rate_unit(variable_identity(c, v)) for c, v, t, _ in asked):
+        charging_rate_units_reported(reported={charge_point.pk: None})  # its rate units: not known
     names = Q()
     for component, variable, _, _ in asked:
         names |= Q(component_name__iexact=component["name"], variable_name__iexact=variable["name"])
@@ -546,6 +571,21 @@ def _heartbeat_interval_read(charge_point: ChargePoint, attributes: list[Reporte
     ]
     if reported:
         heartbeat_intervals_reported(reported={charge_point.pk: reported[-1]})
+
+
+def _rate_unit_read(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
+    """The ``SmartChargingCtrlr.RateUnit`` (Actual) a report, a GetVariables answer or an accepted
+    SetVariables gives, kept on the charger (``charging_rate_units_reported``); a SetVariables
+    answered RebootRequired (no value yet) changes nothing."""
+    reported = [
+        attribute.value
+        for attribute in attributes
+        if attribute.type == AttributeType.ACTUAL
+        and attribute.value is not None
+        and is_rate_unit(variable_identity(attribute.component, attribute.variable))
+    ]
+    if reported:
+        charging_rate_units_reported(reported={charge_point.pk: reported[-1]})
 
 
 def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:

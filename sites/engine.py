@@ -148,7 +148,7 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
         charger_caps_a=charger_caps,
     )
     changes = [Change(v.member, limits[v.demand.session_id], _held_after_failsafe(v, failsafe), v) for v in steered]
-    changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)
+    changes += _failsafe_changes(site, [m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)
     # What sessions draw now first, then the failsafe defaults (one a charger never took is a
     # decrease from no limit at all: before, a charger silent on profiles was asked first at every
     # recompute, and every session's decrease waited for its timeout); each step sent at once.
@@ -192,12 +192,18 @@ def _expiring(view: selectors.SessionView, now: datetime) -> bool:
     return view.limit is not None and (now - view.limit.sent_at).total_seconds() >= validity / 2
 
 
-def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Change]:
+def _failsafe_changes(site: Site, members: list[SiteMember], failsafe: Decimal) -> list[Change]:
+    """The members whose failsafe default is not the site's ``failsafe`` (A; one it holds in W read
+    back in A, ``selectors.profile_limit_a``; one it cannot be read of as 0 A)."""
+    by_pk = {m.charge_point_id: m for m in members}
     installed = {
-        p.charge_point_id: Decimal(str(_profile_limit(p.profile)))
+        p.charge_point_id: selectors.profile_limit_a(
+            profile=p.profile, watts_per_amp=selectors.member_watts_per_amp(site=site, member=by_pk[p.charge_point_id])
+        )
+        or Decimal(0)
         for p in InstalledChargingProfile.objects.filter(
             profiles_of_their_version(),
-            charge_point__in=[m.charge_point_id for m in members],
+            charge_point__in=list(by_pk),
             profile_id=FAILSAFE_PROFILE_ID,
             connector_id=0,
         )
@@ -245,7 +251,9 @@ def _send_together(site: Site, changes: list[Change], now: datetime, unanswered:
     by_charger: dict[int, list[Change]] = {}
     for change in changes:
         by_charger.setdefault(change.member.charge_point_id, []).append(change)
-    per_charger = each_at_once(lambda own: _deliver_in_turn(own, now), list(by_charger.values()), name="site-profiles")
+    per_charger = each_at_once(
+        lambda own: _deliver_in_turn(site, own, now), list(by_charger.values()), name="site-profiles"
+    )
     taken = [_record(site, change, answer, now, unanswered) for answers in per_charger for change, answer in answers]
     return all(taken)
 
@@ -253,13 +261,13 @@ def _send_together(site: Site, changes: list[Change], now: datetime, unanswered:
 _Answer = Command | CommandRefused
 
 
-def _deliver_in_turn(changes: list[Change], now: datetime) -> list[tuple[Change, _Answer | None]]:
+def _deliver_in_turn(site: Site, changes: list[Change], now: datetime) -> list[tuple[Change, _Answer | None]]:
     """One charger's profiles, one after the other until one is not accepted; each with its answer
     (None: its send raised, logged)."""
     answers: list[tuple[Change, _Answer | None]] = []
     for change in changes:
         try:
-            answer: _Answer | None = _deliver(change, now)
+            answer: _Answer | None = _deliver(site, change, now)
         except Exception:  # a pool timeout, a bug: this charger unanswered, the others' answers recorded
             logger.exception("%s: profile send failed", change.member.charge_point.charge_point_id)
             answer = None
@@ -269,11 +277,16 @@ def _deliver_in_turn(changes: list[Change], now: datetime) -> list[tuple[Change,
     return answers
 
 
-def _deliver(change: Change, now: datetime) -> _Answer:
+def _deliver(site: Site, change: Change, now: datetime) -> _Answer:
     """Send one profile and wait for its answer (``command_send`` records both); writes nothing else,
-    so it may run off the site's transaction."""
+    so it may run off the site's transaction. A charger that takes W alone is sent its limit in W."""
     charge_point = change.member.charge_point
-    body = _profile_body(charge_point.ocpp_version, change, now)
+    watts_per_amp = (
+        selectors.member_watts_per_amp(site=site, member=change.member)
+        if selectors.member_takes_watts_only(member=change.member)
+        else None
+    )
+    body = _profile_body(charge_point.ocpp_version, change, now, watts_per_amp)
     try:
         return command_send(
             request=CommandRequest(
@@ -354,20 +367,26 @@ def _flag(member: SiteMember, reason: str, now: datetime) -> bool:
     return False
 
 
-def _profile_body(ocpp_version: str, change: Change, now: datetime) -> dict[str, Any]:
-    """A SetChargingProfile request body (snake_case, as the command API takes it), limit in A.
+def _profile_body(
+    ocpp_version: str, change: Change, now: datetime, watts_per_amp: Decimal | None = None
+) -> dict[str, Any]:
+    """A SetChargingProfile request body (snake_case, as the command API takes it), limit in A; with
+    ``watts_per_amp`` (a charger that takes W alone: ``selectors.member_watts_per_amp``) in W, floored
+    to 0.1 W (OCPP's one decimal; ``selectors.profile_limit_a`` reads it back as the A it is).
 
     A TxProfile is valid for ``CSMS_SITES_PROFILE_VALIDITY`` seconds (renewed at half of it): a
     charger that loses the CSMS falls back to its failsafe TxDefaultProfile when it ends.
     """
-    limit = float(change.limit_a)
+    unit, limit = "A", float(change.limit_a)
+    if watts_per_amp is not None:
+        unit, limit = "W", float((change.limit_a * watts_per_amp).quantize(Decimal("0.1"), rounding="ROUND_FLOOR"))
     view = change.view
     purpose = "TxProfile" if view else "TxDefaultProfile"
     profile_id = TX_PROFILE_ID_BASE + view.transaction.pk if view else FAILSAFE_PROFILE_ID
     stack_level = TX_STACK_LEVEL if view else FAILSAFE_STACK_LEVEL
     valid_to = (now + timedelta(seconds=settings.CSMS_SITES_PROFILE_VALIDITY)).strftime("%Y-%m-%dT%H:%M:%SZ")
     period = {"start_period": 0, "limit": limit}
-    schedule = {"charging_rate_unit": "A", "charging_schedule_period": [period]}
+    schedule = {"charging_rate_unit": unit, "charging_schedule_period": [period]}
     if ocpp_version == "1.6":
         profile: dict[str, Any] = {
             "charging_profile_id": profile_id,
@@ -391,14 +410,6 @@ def _profile_body(ocpp_version: str, change: Change, now: datetime) -> dict[str,
         profile |= {"transaction_id": view.transaction.ocpp_transaction_id, "valid_to": valid_to}
     evse = view.transaction.evse_id or 0 if view else 0
     return {"evse_id": evse, "charging_profile": profile}
-
-
-def _profile_limit(profile: dict[str, Any]) -> float:
-    schedule = profile.get("charging_schedule")
-    if isinstance(schedule, list):
-        schedule = schedule[0] if schedule else {}
-    periods = (schedule or {}).get("charging_schedule_period") or [{}]
-    return float(periods[0].get("limit", 0))
 
 
 def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, failsafe: Decimal) -> None:

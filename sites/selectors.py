@@ -68,6 +68,38 @@ def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
     return named or tuple(range(site.phases))
 
 
+def member_watts_per_amp(*, site: Site, member: SiteMember) -> Decimal:
+    """The W a limit of 1 A per phase is on a member: the site's voltage x the phases its cars draw on
+    (as a W capacity counts a session, ``allocator``)."""
+    return site.voltage_v * len(site_phase_indices(site=site, member=member))
+
+
+def member_takes_watts_only(*, member: SiteMember) -> bool:
+    """Whether the member's charger takes a charging profile's limit in W alone (its configuration's
+    ``ChargingScheduleAllowedChargingRateUnit`` Power, ``SmartChargingCtrlr.RateUnit`` W): the engine
+    sends it its limits in W. Its units not known: A, as before they were read."""
+    return member.charge_point.charging_rate_units == "W"
+
+
+def profile_limit_a(*, profile: dict[str, Any], watts_per_amp: Decimal) -> Decimal | None:
+    """The first period's limit of a profile the engine sent (its one schedule), A per phase: one in W
+    over ``watts_per_amp`` (``member_watts_per_amp``), rounded up to 0.1 A (the engine floors the W it
+    sends, ``engine._profile_body``: what it sent reads back as the A it meant, never less); None when
+    it cannot be read."""
+    schedule: Any = profile.get("charging_schedule")
+    schedule = (schedule[0] if schedule else None) if isinstance(schedule, list) else schedule
+    try:
+        limit = Decimal(str(schedule["charging_schedule_period"][0]["limit"]))
+        unit = schedule.get("charging_rate_unit", "A")
+        if unit == "W":
+            limit = (limit / watts_per_amp).quantize(Decimal("0.1"), rounding="ROUND_CEILING")
+        elif unit != "A":
+            return None
+    except (AttributeError, KeyError, IndexError, TypeError, InvalidOperation, ArithmeticError):
+        return None
+    return limit if limit.is_finite() else None
+
+
 def site_capacity_a(*, site: Site) -> Decimal:
     """The site's capacity in A per phase: ``capacity_a``, or ``capacity_w`` over its phases and
     voltage, whichever is lower (a site has at least one). A power capacity with a voltage that is
@@ -135,12 +167,12 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
     # Whichever site sent it: a charger moved from another site still holds that site's TxProfile.
     held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(transaction__in=[s.pk for s in sessions])}
     installed, above = _tx_profiles_installed(sessions)
-    failsafes = _failsafes_held(installed)
+    failsafes = _failsafes_held(site, members, installed)
     views = []
     for session in sessions:
         member = members[session.charge_point_id]
         row = installed.get((session.charge_point_id, TX_PROFILE_ID_BASE + session.pk))
-        limit = (held.get(session.pk) or _limit_of_installed(site, session, row)) if row is not None else None
+        limit = (held.get(session.pk) or _limit_of_installed(site, member, session, row)) if row is not None else None
         phases = site_phase_indices(site=site, member=member)
         profiles = above.get(session.charge_point_id, [])
         override = _overriding(session, profiles, site.voltage_v, len(phases), now)
@@ -183,42 +215,32 @@ def _or(value: Decimal | None, default: Decimal) -> Decimal:
     return default if value is None else value
 
 
-def _failsafes_held(installed: dict[tuple[int, int], InstalledChargingProfile]) -> dict[int, Decimal]:
+def _failsafes_held(
+    site: Site, members: dict[int, SiteMember], installed: dict[tuple[int, int], InstalledChargingProfile]
+) -> dict[int, Decimal]:
     """By charger pk, the limit (A) of the site's failsafe TxDefaultProfile it holds (``installed``'s,
-    ``FAILSAFE_PROFILE_ID`` on connector/EVSE 0), as it accepted it; none when that cannot be read."""
+    ``FAILSAFE_PROFILE_ID`` on connector/EVSE 0), as it accepted it (in A, or in W: ``profile_limit_a``);
+    none when that cannot be read."""
     held = {}
     for (charge_point_id, profile_id), row in installed.items():
         if profile_id != FAILSAFE_PROFILE_ID:
             continue
-        schedule: Any = row.profile.get("charging_schedule")
-        schedule = (schedule[0] if schedule else None) if isinstance(schedule, list) else schedule
-        try:
-            if schedule.get("charging_rate_unit", "A") != "A":
-                continue
-            limit_a = Decimal(str(schedule["charging_schedule_period"][0]["limit"]))
-        except (AttributeError, KeyError, IndexError, TypeError, InvalidOperation):
-            continue
-        if limit_a.is_finite():
+        per_amp = member_watts_per_amp(site=site, member=members[charge_point_id])
+        limit_a = profile_limit_a(profile=row.profile, watts_per_amp=per_amp)
+        if limit_a is not None:
             held[charge_point_id] = limit_a
     return held
 
 
-def _limit_of_installed(site: Site, session: Transaction, row: InstalledChargingProfile) -> SessionLimit | None:
+def _limit_of_installed(
+    site: Site, member: SiteMember, session: Transaction, row: InstalledChargingProfile
+) -> SessionLimit | None:
     """The limit of a session's TxProfile (one the engine sent, ``TX_PROFILE_ID_BASE``) the charger
     holds with no ``SessionLimit`` left (its site was deleted, the charger then put on this one): as
-    its first period reads, sent when it was installed (unsaved); None when that cannot be read."""
-    schedule: Any = row.profile.get("charging_schedule")
-    schedule = (schedule[0] if schedule else None) if isinstance(schedule, list) else schedule
-    if not isinstance(schedule, dict):
-        return None
-    try:
-        first = schedule["charging_schedule_period"][0]
-        if schedule.get("charging_rate_unit", "A") != "A":
-            return None
-        limit_a = Decimal(str(first["limit"]))
-    except (AttributeError, KeyError, IndexError, TypeError, InvalidOperation):
-        return None
-    if not limit_a.is_finite():
+    its first period reads (``profile_limit_a``), sent when it was installed (unsaved); None when that
+    cannot be read."""
+    limit_a = profile_limit_a(profile=row.profile, watts_per_amp=member_watts_per_amp(site=site, member=member))
+    if limit_a is None:
         return None
     return SessionLimit(
         site=site, transaction=session, limit_a=limit_a, sent_at=row.installed_at, raised_at=row.installed_at

@@ -542,6 +542,103 @@ def test_a_2_0_1_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_o
     assert stale == ["CP-OWN-201"]
 
 
+def _rate_units(charge_point: ChargePoint) -> str:
+    return ChargePoint.objects.get(pk=charge_point.pk).charging_rate_units
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_the_rate_units_a_1_6_charger_reports_are_kept_on_the_charger_for_the_site_engine(
+    register_charge_point, django_capture_on_commit_callbacks, together
+):
+    """Fails before the change: the site engine (which may not read this store) sent a DC charger
+    reporting ``ChargingScheduleAllowedChargingRateUnit`` Power its profiles in A, which it rejected.
+    What a read gives is kept as the charger's ``charging_rate_units``; a read not naming the key
+    leaves it; a charger that does not know the key: not known."""
+    charge_point = register_charge_point("CP-UNITS")
+
+    def read(keys: list[dict[str, Any]], unknown: tuple[str, ...] = ()) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            if together:
+                answer = services.KeysRead(
+                    charge_point=charge_point, keys=keys, unknown_keys=list(unknown), complete=False, command=None
+                )
+                services.configuration_keys_recorded_together(reads=[answer])
+            else:
+                services.configuration_keys_record(
+                    charge_point=charge_point, keys=keys, unknown_keys=list(unknown), complete=False
+                )
+
+    assert _rate_units(charge_point) == ""  # not known: A, as before
+    read([{"key": "chargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Power"}])
+    assert _rate_units(charge_point) == "W"
+    read([{"key": "HeartbeatInterval", "readonly": False, "value": "60"}])
+    assert _rate_units(charge_point) == "W"
+    read([{"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Power, current"}])
+    assert _rate_units(charge_point) == "A,W"
+    read([], unknown=("ChargingScheduleAllowedChargingRateUnit",))
+    assert _rate_units(charge_point) == ""
+
+
+def test_a_rate_unit_key_a_charger_takes_or_does_not_know_is_kept_on_the_charger(
+    register_charge_point, django_capture_on_commit_callbacks
+):
+    charge_point = register_charge_point("CP-UNITS-SET")
+    command = Command.objects.create(charge_point=charge_point, command="change_configuration", request={})
+    for status, expected in (("Rejected", ""), ("Accepted", "W"), ("RebootRequired", "W"), ("NotSupported", "")):
+        value = "Power" if status != "RebootRequired" else "Current"
+        with django_capture_on_commit_callbacks(execute=True):
+            services.configuration_key_changed(
+                charge_point=charge_point,
+                key="ChargingScheduleAllowedChargingRateUnit",
+                value=value,
+                status=status,
+                command=command,
+            )
+        assert _rate_units(charge_point) == expected, status
+
+
+RATE_UNIT = {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}
+
+
+@pytest.mark.parametrize("path", ["plain statement", "orm"])
+def test_the_rate_units_a_2_0_1_station_reports_are_kept_on_the_charger_for_the_site_engine(
+    register_charge_point, django_capture_on_commit_callbacks, monkeypatch, path
+):
+    """As the 1.6 case, for ``SmartChargingCtrlr.RateUnit``: from a report, a GetVariables answer, an
+    accepted SetVariables (one answered RebootRequired changes nothing yet); a station answering it
+    has no such variable: not known."""
+    if path == "plain statement" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+    charge_point = register_charge_point("CP-UNITS-201", ocpp_version="2.0.1")
+    with transaction.atomic():
+        services.device_model_report_request_id(charge_point=charge_point)
+    item = {**RATE_UNIT, "variable_attribute": [{"value": "W", "mutability": "ReadOnly"}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        services.device_model_report_record(
+            charge_point_id="CP-UNITS-201", request_id=1, seq_no=0, tbc=False, generated_at=None, report_data=[item]
+        )
+    assert _rate_units(charge_point) == "W"
+    for learned_from, value, pending, expected in (
+        (LearnedFrom.GET_VARIABLES, "A,W", None, "A,W"),
+        (LearnedFrom.SET_VARIABLES, None, "W", "A,W"),  # RebootRequired: after the reboot
+        (LearnedFrom.SET_VARIABLES, "w", None, "W"),
+    ):
+        attribute = services.ReportedAttribute(**RATE_UNIT, value=value, pending_value=pending)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.device_model_attributes_record(
+                charge_point=charge_point, attributes=[attribute], learned_from=learned_from
+            )
+        assert _rate_units(charge_point) == expected, learned_from
+    with django_capture_on_commit_callbacks(execute=True):
+        services.device_model_unknown_forget(
+            charge_point=charge_point,
+            unknown=[(RATE_UNIT["component"], RATE_UNIT["variable"], "Actual", "UnknownVariable")],
+        )
+    assert _rate_units(charge_point) == ""
+
+
 def _variables(*names: str, value: str = "1") -> list[dict[str, Any]]:
     return [
         {"component": {"name": "Made"}, "variable": {"name": name}, "variable_attribute": [{"value": value}]}

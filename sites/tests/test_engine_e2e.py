@@ -963,3 +963,130 @@ async def test_a_2_0_1_remote_start_s_tx_profile_at_the_site_s_stack_level_is_co
     rejected = Command.objects.filter(charge_point_identity=ids[0], state=CommandState.REJECTED)
     assert not await rejected.aexists()
     await _site_settled(site_id)
+
+
+class PowerOnlyCar(Car):
+    """A DC charger that takes charging profiles in W only: it reports
+    ``ChargingScheduleAllowedChargingRateUnit`` Power (OCPP 1.6 §9.4) and rejects a profile in A."""
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, **_: Any) -> Any:
+        key = {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Power"}
+        return result16.GetConfiguration(configuration_key=[key])
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        if cs_charging_profiles["charging_schedule"]["charging_rate_unit"] != "W":
+            return result16.SetChargingProfile(status="Rejected")
+        return Car.on_set_charging_profile(self, connector_id, cs_charging_profiles)
+
+
+def _rate_units_known(charge_point_id: str, units: str) -> Callable[[], Any]:
+    return ChargePoint.objects.filter(charge_point_id=charge_point_id, charging_rate_units=units).aexists
+
+
+async def test_a_charger_taking_profiles_in_w_only_is_sent_them_in_w(site_daphne, api_key):
+    """Fails before the change: the site sent its failsafe and TxProfiles in A alone; a DC charger
+    reporting ``ChargingScheduleAllowedChargingRateUnit`` Power rejected them, was flagged and counted
+    at its 32 A maximum for good (the other member left 0 A). It is now sent them in W (its A limit x
+    the site's 230 V x its one phase), and counted at what it holds."""
+    ids = ["DC-W", "AC-A"]
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=PowerOnlyCar) as dc,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as ac,
+    ):
+        for car in (dc, ac):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[0]}/get_configuration"
+        status, body = await ahttp(url, method="POST", api_key=api_key, body={})
+        assert status == 200, body
+        await eventually(_rate_units_known(ids[0], "W"))  # recorded once the answer's write commits
+
+        await dc.begin("CAR")  # the site's one session: 32 A; each member's failsafe 16 A
+        await _limits([dc, ac], [32 * 230, 16])
+        assert dc.default_limit == 16 * 230
+        await ac.begin("CAR")
+        await _limits([dc, ac], [16 * 230, 16])
+        for car in (dc, ac):
+            await car.report()
+        await ac.end()
+        await _limits([dc], [32 * 230])
+        flagged = SiteMember.objects.exclude(smart_charging_flag="")
+        assert not await flagged.aexists()
+        failsafes = Command.objects.filter(
+            charge_point__charge_point_id=ids[0],
+            request__cs_charging_profiles__charging_profile_purpose="TxDefaultProfile",
+        )
+        assert await failsafes.acount() == 1  # the one it holds, read back in A, is not sent again
+
+        async def recorded() -> dict[str, Any]:
+            last = await AllocationSnapshot.objects.order_by("-at", "-pk").afirst()
+            return last.limits if last else {}
+
+        session = await Transaction.objects.aget(charge_point__charge_point_id=ids[0])
+        await eventually(lambda: _equals(recorded, {str(session.pk): "32.0"}), timeout=10)
+    await _site_settled(site_id)
+
+
+class PowerOnlyStation(Station):
+    """A 2.0.1 DC station: ``SmartChargingCtrlr.RateUnit`` W; it rejects a charging profile in A."""
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        results = [
+            {
+                "attribute_status": "Accepted",
+                "component": d["component"],
+                "variable": d["variable"],
+                "attribute_value": "W",
+            }
+            for d in get_variable_data
+        ]
+        return result201.GetVariables(get_variable_result=results)
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
+        if any(s["charging_rate_unit"] != "W" for s in charging_profile["charging_schedule"]):
+            return result201.SetChargingProfile(status="Rejected")
+        return Station.on_set_charging_profile(self, evse_id, charging_profile)
+
+
+async def test_a_2_0_1_station_taking_profiles_in_w_only_is_sent_them_in_w(site_daphne, api_key):
+    """As the 1.6 case, for a station whose GetVariables answer gives ``SmartChargingCtrlr.RateUnit`` W."""
+    site_id = await _site_with_members(site_daphne, api_key, ["DC-201", "OTHER-201"])
+    async with ocpp_charger(site_daphne, "2.0.1", "DC-201", client_class=PowerOnlyStation) as station:
+        await station.call(
+            call201.BootNotification(charging_station={"model": "M", "vendorName": "V"}, reason="PowerUp")
+        )
+        asked = {"get_variable_data": [{"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}]}
+        url = f"{site_daphne.http_url}/api/v1/ocpp201/DC-201/get_variables"
+        status, body = await ahttp(url, method="POST", api_key=api_key, body=asked)
+        assert status == 200, body
+        await eventually(_rate_units_known("DC-201", "W"))
+        await station.call(
+            call201.TransactionEvent(
+                event_type="Started",
+                timestamp=NOW,
+                trigger_reason="CablePluggedIn",
+                seq_no=0,
+                transaction_info={"transactionId": "TX-DC"},
+                evse={"id": 1, "connectorId": 1},
+            )
+        )
+
+        def limits() -> dict[str, Any]:
+            held = {p["charging_profile_purpose"]: p for _, p in getattr(station, "profiles", [])}
+            return {
+                purpose: (
+                    p["charging_schedule"][0]["charging_rate_unit"],
+                    p["charging_schedule"][0]["charging_schedule_period"][0]["limit"],
+                )
+                for purpose, p in held.items()
+            }
+
+        await eventually(lambda: "TxProfile" in limits(), timeout=15)
+        assert limits() == {"TxDefaultProfile": ("W", 16 * 230), "TxProfile": ("W", 32 * 230)}
+        assert not await SiteMember.objects.exclude(smart_charging_flag="").aexists()
+    await _site_settled(site_id)

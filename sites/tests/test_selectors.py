@@ -303,7 +303,7 @@ def test_a_member_moved_to_another_ocpp_version_holds_none_of_the_old_version_s_
     [view] = site_sessions(site=site, now=T0)
     assert view.default_a == Decimal(6)
     member = SiteMember.objects.select_related("charge_point").get(pk=member.pk)
-    assert _failsafe_changes([member], Decimal(32)) == []  # held already
+    assert _failsafe_changes(site, [member], Decimal(32)) == []  # held already
     ChargePoint.objects.filter(pk=charge_point.pk).update(ocpp_version="2.0.1")
     Transaction.objects.all().delete()
     Transaction.objects.create(
@@ -318,7 +318,7 @@ def test_a_member_moved_to_another_ocpp_version_holds_none_of_the_old_version_s_
     [view] = site_sessions(site=site, now=T0)
     assert view.default_a is None
     member = SiteMember.objects.select_related("charge_point").get(pk=member.pk)
-    assert [change.limit_a for change in _failsafe_changes([member], Decimal(32))] == [Decimal(32)]
+    assert [change.limit_a for change in _failsafe_changes(site, [member], Decimal(32))] == [Decimal(32)]
 
 
 def test_an_offline_charger_is_counted_at_its_tx_profile_until_that_profile_ends(register_charge_point, settings):
