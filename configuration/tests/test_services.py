@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -744,3 +745,45 @@ def test_a_charger_whose_reports_cannot_be_deleted_does_not_keep_the_others_repo
     reports = DeviceModelReport.objects.values_list("charge_point__charge_point_id", flat=True)
     assert sorted(reports) == ["CP-FAILING", "CP-FAILING", "CP-OTHER"]
     assert f"could not prune the device model reports of charger {failing.pk}" in caplog.text
+
+
+BEFORE_RATE_UNITS_KNOWN = [("configuration", "0003_report_complete_with_every_part")]
+
+
+def _migrate(targets: list[tuple[str, str]] | None = None) -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets or executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rate_units_of_chargers_read_before_they_were_kept_are_copied_from_their_configuration(
+    register_charge_point,
+):
+    """A charger whose configuration was read before the upgrade (a boot of the same firmware reads it
+    no more) would have been sent A until an operator asked for its configuration again."""
+    _migrate(BEFORE_RATE_UNITS_KNOWN)
+    try:
+        dc = register_charge_point("CP-MIG-DC")
+        ac = register_charge_point("CP-MIG-AC")
+        station = register_charge_point("CP-MIG-201", ocpp_version="2.0.1")
+        now = timezone.now()
+        for charger, value in ((dc, "Power"), (ac, "Current,Power")):
+            ConfigurationKey.objects.create(
+                charge_point=charger,
+                key="ChargingScheduleAllowedChargingRateUnit",
+                value=value,
+                readonly=True,
+                learned_from=LearnedFrom.GET_CONFIGURATION,
+                learned_at=now,
+            )
+        services.device_model_attributes_record(
+            charge_point=station,
+            attributes=[services.ReportedAttribute(**RATE_UNIT, value="W")],
+            learned_from=LearnedFrom.NOTIFY_REPORT,
+        )
+        ChargePoint.objects.update(charging_rate_units="")  # as the release before kept them: not at all
+        _migrate()
+    finally:
+        _migrate()
+    units = dict(ChargePoint.objects.values_list("charge_point_id", "charging_rate_units"))
+    assert units == {"CP-MIG-DC": "W", "CP-MIG-AC": "A,W", "CP-MIG-201": "W"}
