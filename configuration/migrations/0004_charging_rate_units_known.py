@@ -44,7 +44,7 @@ def forwards(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("configuration", "0003_report_complete_with_every_part"),
-        ("chargepoints", "0023_charging_rate_units"),
+        ("chargepoints", "0024_charging_rate_units"),
     ]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop, elidable=True)]

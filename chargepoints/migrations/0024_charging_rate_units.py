@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chargepoints', '0022_password_earlier_candidate'),
+        ('chargepoints', '0023_boot_pending'),
     ]
 
     operations = [
