@@ -284,7 +284,11 @@ class SchemaViolation(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["charge_point", "-received_at"])]
+        indexes = [
+            models.Index(fields=["charge_point", "-received_at"]),
+            # The message log's prune deletes those received before its cutoff (``ocpp_messages_prune``).
+            models.Index(fields=["received_at"], name="schema_violation_received"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.path} ({self.validator}) from {self.charge_point}"

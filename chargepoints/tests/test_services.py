@@ -278,6 +278,34 @@ def test_pruning_the_message_log_prunes_the_frames_kept_with_schema_violations(r
     assert SchemaViolation.objects.get().received_at.year != 2020
 
 
+def test_the_message_log_prune_reads_the_schema_violations_it_deletes_by_an_index(register_charge_point):
+    """The hourly prune's DELETE of the violations received before the cutoff read the whole table
+    (its only index on the time leads with the charger): a lenient model's wrong unit in every
+    MeterValues keeps a month of rows, each with its frame, and every hour's prune scanned them all.
+    100,000 rows, 1 % of them past the retention: the plan PostgreSQL picks for it."""
+    charge_point = register_charge_point("CP-1")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO chargepoints_schemaviolation"
+            " (charge_point_id, action, path, validator, value, frame, received_at)"
+            " SELECT %s, 'MeterValues', 'meterValue/0/sampledValue/0/unit', 'enum', 'kwh', '[]',"
+            " now() - make_interval(days => CASE WHEN g <= 1000 THEN 40 ELSE 1 END, secs => g)"
+            " FROM generate_series(1, 100000) g",
+            [charge_point.pk],
+        )
+        cursor.execute("ANALYZE chargepoints_schemaviolation")
+    with CaptureQueriesContext(connection) as captured:
+        services.ocpp_messages_prune(older_than_days=30)
+    assert SchemaViolation.objects.count() == 99000
+    deletes = [q["sql"] for q in captured.captured_queries if "chargepoints_schemaviolation" in q["sql"]]
+    assert deletes
+    for sql in deletes:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+        assert "Seq Scan" not in plan, plan
+
+
 def _statuses(charge_point_id: str) -> list[tuple]:
     """A connector's life in StatusNotifications: its first, a newer one, an older one (a replay,
     not written), the same again, a reboot, then an older clock after it (written); the stored
