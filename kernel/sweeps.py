@@ -1,4 +1,5 @@
-"""A beat sweep's rows, each handled on its own: one whose handling raises is logged and passed over.
+"""A beat sweep's rows, each handled on its own: one whose handling raises is logged and passed over;
+a retention prune's rows, deleted a bounded chunk at a time (``rows_pruned``).
 
 A sweep that let one row's exception out stopped at that row, and every row after it was never
 handled, at every run (the same row came first again and failed again): one charger whose release
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from django.db import transaction
+from django.db.models import QuerySet
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -41,3 +45,29 @@ def each_passed_over(
         except Exception:
             logger.exception(failed, named(item))
     return results
+
+
+# Rows a retention prune deletes per statement, each statement its own transaction (``rows_pruned``).
+PRUNE_CHUNK = 5000
+
+
+def rows_pruned(rows: QuerySet[Any], *, oldest_first: str) -> int:
+    """Delete ``rows`` (of a model deleted without cascade or signal: a plain DELETE), at most
+    ``PRUNE_CHUNK`` a statement, the oldest by ``oldest_first`` (an indexed column of the prune's
+    condition: each chunk reads only its own rows off that index, then deletes them by their keys),
+    each DELETE its own transaction;
+    returns how many. One DELETE of every row past a retention was an hour of a busy message log per
+    run (millions of frames), and weeks of it once the retention was shortened or the beat had been
+    away, in one transaction holding back every table's vacuum until it ended. Rows written meanwhile
+    are newer than the cutoff: the chunks end."""
+    deleted = 0
+    while True:
+        chunk = PRUNE_CHUNK
+        oldest = list(rows.order_by(oldest_first).values_list("pk", flat=True)[:chunk])
+        if oldest:
+            # By their keys as values: ``pk IN (<the chunk's SELECT>)`` was planned as a hash join
+            # over the whole table (a sequential scan per chunk).
+            with transaction.atomic():
+                deleted += rows.model._base_manager.filter(pk__in=oldest).delete()[0]
+        if len(oldest) < chunk:
+            return deleted

@@ -19,7 +19,7 @@ from django.db.models import Case, F, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from kernel import cache_changes
+from kernel import cache_changes, sweeps
 from kernel.background_sends import broker_sends
 from kernel.batch_memo import batch_memoized
 from kernel.plain_sql import condition_holds
@@ -412,17 +412,32 @@ def webhook_deliveries_prune(*, older_than_days: int) -> int:
     and one a worker holds (its lease) are kept whatever their age.
 
     A delivery's ``next_attempt_at`` is at least its creation, its last claim (the lease's end) and
-    its last re-send, and is on the ``(state, next_attempt_at)`` index. One DELETE per table, in one
-    transaction (the attempts first, on the deliveries' own condition); returns the deliveries deleted.
-    """
+    its last re-send, and is on the ``(state, next_attempt_at)`` index. At most
+    ``kernel.sweeps.PRUNE_CHUNK`` deliveries a transaction, the oldest first: locked (one re-sent
+    meanwhile is finished no more, and passed over; one locked by a re-send is left to the next
+    chunk or run), their attempts deleted, then they. One DELETE per table of every delivery past
+    the retention was a month of a busy outbox in one transaction once the retention was shortened.
+    Returns the deliveries deleted."""
     finished = WebhookDelivery.objects.filter(
         state__in=(DeliveryState.DELIVERED, DeliveryState.FAILED),
         lease_token__isnull=True,
         next_attempt_at__lt=timezone.now() - timedelta(days=older_than_days),
     )
-    with transaction.atomic():
-        WebhookAttempt.objects.filter(delivery__in=finished.values("pk")).delete()
-        return finished._raw_delete(finished.db)  # its attempts are gone: no cascade to collect row by row
+    deleted = 0
+    while True:
+        chunk = sweeps.PRUNE_CHUNK
+        with transaction.atomic():
+            pks = list(
+                finished.select_for_update(skip_locked=True)
+                .order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:chunk]
+            )
+            if pks:
+                WebhookAttempt.objects.filter(delivery__in=pks).delete()
+                gone = WebhookDelivery.objects.filter(pk__in=pks)
+                deleted += gone._raw_delete(gone.db)  # its attempts are gone: no cascade to collect row by row
+        if len(pks) < chunk:
+            return deleted
 
 
 def webhook_history_redact() -> int:

@@ -57,6 +57,7 @@ from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
 from kernel.plain_sql import array_text, bound_cursor, rows_copied
 from kernel.storable_text import text_escaped
+from kernel.sweeps import rows_pruned
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
@@ -1317,13 +1318,16 @@ def _stale_marked_offline(stale_chargers: QuerySet[ChargePoint], now: datetime) 
 
 
 def heartbeats_prune(*, older_than_days: int) -> int:
-    return Heartbeat.objects.filter(received_at__lt=timezone.now() - timedelta(days=older_than_days)).delete()[0]
+    """The heartbeats received more than ``older_than_days`` ago (``CSMS_HEARTBEAT_RETENTION_DAYS``),
+    deleted in chunks (``kernel.sweeps.rows_pruned``); returns how many."""
+    before = timezone.now() - timedelta(days=older_than_days)
+    return rows_pruned(Heartbeat.objects.filter(received_at__lt=before), oldest_first="received_at")
 
 
 def ocpp_messages_prune(*, older_than_days: int) -> int:
     """The message log's frames older than ``older_than_days`` (``CSMS_MESSAGE_LOG_DAYS``), and the
-    schema violations received before then, each of which keeps its frame (id tags included); returns
-    the frames of the log deleted."""
+    schema violations received before then, each of which keeps its frame (id tags included), deleted
+    in chunks (``kernel.sweeps.rows_pruned``); returns the frames of the log deleted."""
     before = timezone.now() - timedelta(days=older_than_days)
-    SchemaViolation.objects.filter(received_at__lt=before).delete()
-    return OcppMessage.objects.filter(created_at__lt=before).delete()[0]
+    rows_pruned(SchemaViolation.objects.filter(received_at__lt=before), oldest_first="received_at")
+    return rows_pruned(OcppMessage.objects.filter(created_at__lt=before), oldest_first="created_at")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from chargepoints import selectors, services
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage, SchemaViolation
+from kernel import sweeps
 from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.services import webhook_subscription_create
 
@@ -276,6 +277,49 @@ def test_pruning_the_message_log_prunes_the_frames_kept_with_schema_violations(r
         )
     services.ocpp_messages_prune(older_than_days=30)
     assert SchemaViolation.objects.get().received_at.year != 2020
+
+
+@pytest.mark.parametrize("prune", ["heartbeats", "message_log"])
+def test_the_retention_prunes_delete_in_bounded_statements_oldest_first(register_charge_point, monkeypatch, prune):
+    """Each prune was one DELETE of every row past the retention, in one transaction: an hour of a
+    busy log (millions of frames) per run, and after the retention was shortened or the beat was away,
+    weeks of it, one transaction holding back every table's vacuum meanwhile. Now at most
+    ``kernel.sweeps.PRUNE_CHUNK`` rows a statement, the oldest first, each its own transaction."""
+    monkeypatch.setattr(sweeps, "PRUNE_CHUNK", 2)
+    charge_point = register_charge_point("CP-1")
+    now = timezone.now()
+    old = [now - timedelta(days=40, minutes=minutes) for minutes in range(5)]
+    recent = now - timedelta(days=1)
+    for at in [*old, recent]:
+        Heartbeat.objects.create(charge_point=charge_point, received_at=at)
+        OcppMessage.objects.create(charge_point=charge_point, direction="in", frame="[]", created_at=at)
+        SchemaViolation.objects.create(
+            charge_point=charge_point, action="A", path="p", validator="enum", value="v", received_at=at
+        )
+
+    with CaptureQueriesContext(connection) as captured:
+        if prune == "heartbeats":
+            assert services.heartbeats_prune(older_than_days=7) == 5
+        else:
+            assert services.ocpp_messages_prune(older_than_days=30) == 5
+    tables = (
+        ["chargepoints_heartbeat"]
+        if prune == "heartbeats"
+        else [
+            "chargepoints_ocppmessage",
+            "chargepoints_schemaviolation",
+        ]
+    )
+    for table in tables:
+        deletes = [q["sql"] for q in captured.captured_queries if q["sql"].startswith(f'DELETE FROM "{table}"')]
+        assert len(deletes) == 3, deletes  # 2, 2, then 1: the last
+        chunks = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT") and table in q["sql"]]
+        assert len(chunks) == 3 and all(sql.endswith("LIMIT 2") for sql in chunks), chunks
+    if prune == "heartbeats":
+        assert list(Heartbeat.objects.values_list("received_at", flat=True)) == [recent]
+    else:
+        assert list(OcppMessage.objects.values_list("created_at", flat=True)) == [recent]
+        assert list(SchemaViolation.objects.values_list("received_at", flat=True)) == [recent]
 
 
 def test_the_message_log_prune_reads_the_schema_violations_it_deletes_by_an_index(register_charge_point):

@@ -8,9 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from csms.celery import app
+from kernel import sweeps
 from webhooks import services, tasks
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
@@ -73,6 +76,26 @@ def test_finished_deliveries_past_the_retention_go_with_their_attempts(subscript
         WebhookDelivery.objects.exclude(attempts=0).values_list("id", flat=True)
     )
     assert services.webhook_deliveries_prune(older_than_days=30) == 0
+
+
+def test_finished_deliveries_are_pruned_in_bounded_transactions(subscription, monkeypatch):
+    """The prune was one DELETE per table of every finished delivery past the retention, in one
+    transaction: a month of a busy outbox after the retention was shortened. Now at most
+    ``kernel.sweeps.PRUNE_CHUNK`` deliveries (and their attempts) a transaction."""
+    monkeypatch.setattr(sweeps, "PRUNE_CHUNK", 2)
+    for n in range(5):
+        delivery(subscription, f"old-{n}", state=DeliveryState.DELIVERED, days=31 + n, attempts=2)
+    recent = delivery(subscription, "recent", state=DeliveryState.DELIVERED, days=1)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert services.webhook_deliveries_prune(older_than_days=30) == 5
+
+    deletes = [
+        q["sql"] for q in captured.captured_queries if q["sql"].startswith('DELETE FROM "webhooks_webhookdelivery"')
+    ]
+    assert len(deletes) == 3, deletes  # 2, 2, then 1
+    assert kept() == {recent}
+    assert WebhookAttempt.objects.count() == 1
 
 
 def test_an_old_delivery_re_sent_recently_is_kept(subscription):
