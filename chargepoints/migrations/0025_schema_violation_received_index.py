@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE/DROP INDEX CONCURRENTLY run outside a transaction
 
     dependencies = [
-        ("chargepoints", "0023_boot_pending"),
+        ("chargepoints", "0024_charging_rate_units"),
     ]
 
     operations = [
