@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import F, Model, Q, QuerySet, Value
@@ -252,6 +253,56 @@ def _effective_status(tag: IdTag, at: datetime) -> str:
     if tag.status == AuthorizationStatus.ACCEPTED and tag.expiry_date is not None and tag.expiry_date <= at:
         return AuthorizationStatus.EXPIRED
     return tag.status
+
+
+# --- Local authorization lists ----------------------------------------------------------------
+
+# A 2.0.1 entry's key: its idToken, a space, its type in parentheses (an idToken has no whitespace:
+# ``commands.body_rules``; a type is one word of IdTokenEnumType)
+_TYPED_ENTRY = re.compile(r"(.*) \(([A-Za-z0-9]+)\)", re.DOTALL)
+_Status = TypeVar("_Status")
+
+
+def local_list_key(id_tag: str, token_type: str = "") -> str:
+    """A local list entry's key in ``LocalAuthList.entries``: a 1.6 idTag as it is, a 2.0.1 idToken
+    with its type, ``"ABC (ISO14443)"``. OCPP 2.0.1 identifies a token by both (IdTokenType): a
+    card's UID and a PIN code (KeyCode) of the same characters are two entries of a list."""
+    return f"{id_tag} ({token_type})" if token_type else id_tag
+
+
+def local_list_key_parts(key: str) -> tuple[str, str]:
+    """``local_list_key``'s id tag and token type ("": none, a 1.6 entry or one recorded before the
+    CSMS kept 2.0.1 types)."""
+    typed = _TYPED_ENTRY.fullmatch(key)
+    return (typed[1], typed[2]) if typed else (key, "")
+
+
+def local_list_entries_applied(
+    current: Mapping[str, _Status], update: Mapping[str, _Status | None]
+) -> dict[str, _Status]:
+    """The entries ``current`` (keyed by ``local_list_key``) after a Differential ``update`` (the same
+    keys; None removes the entry). An entry replaces, or removes, those of its token (matched
+    ignoring case: IdToken is case-insensitive) of its type and those of no type (the type not
+    known: it may be this one); one of no type (1.6) those of any type. One look-up per entry, not a
+    scan of the list (a list of 20 000 tags took 23 s of CPU)."""
+    entries = dict(current)
+    held: dict[str, list[tuple[str, str]]] = {}  # lower(id tag) -> its entries' keys and types
+    for key in entries:
+        id_tag, token_type = local_list_key_parts(key)
+        held.setdefault(id_tag.lower(), []).append((key, token_type))
+    for key, status in update.items():
+        id_tag, token_type = local_list_key_parts(key)
+        kept = []
+        for old_key, old_type in held.get(id_tag.lower(), ()):
+            if token_type and old_type and old_type != token_type:
+                kept.append((old_key, old_type))
+            else:
+                del entries[old_key]
+        if status is not None:
+            entries[key] = status
+            kept.append((key, token_type))
+        held[id_tag.lower()] = kept
+    return entries
 
 
 # --- Sessions --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 
 from chargepoints.models import ChargePoint
 from charging.models import LocalAuthList
+from charging.selectors import local_list_entries_applied
 from configuration.models import (
     AttributeType,
     ConfigurationKey,
@@ -293,16 +294,13 @@ def _list_held(charge_point: ChargePoint) -> tuple[int, dict[str, Any]] | None:
 
 
 def _entries_after(full: bool, entries: dict[str, bool], held: tuple[int, dict[str, Any]] | None) -> int | None:
-    """How many tokens the charger's list (``held``) holds after the update (matched ignoring case);
-    None for a Differential one when the CSMS knows no list of the charger."""
-    if full:
-        return len({token.lower() for token, kept in entries.items() if kept})
-    if held is None:
+    """How many entries the charger's list (``held``) holds after the update, as the CSMS records
+    it (``charging.selectors.local_list_entries_applied``: tokens matched ignoring case, 2.0.1 ones
+    with their type); None for a Differential one when the CSMS knows no list of the charger."""
+    if not full and held is None:
         return None
-    tokens = {str(token).lower() for token in held[1]}
-    for token, kept in entries.items():
-        (tokens.add if kept else tokens.discard)(token.lower())
-    return len(tokens)
+    update = {key: True if kept else None for key, kept in entries.items()}
+    return len(local_list_entries_applied({} if full or held is None else held[1], update))
 
 
 def _any_named(field: str, names: Sequence[str]) -> Q:

@@ -148,8 +148,12 @@ class LocalAuthListAdmin(ReadOnlyAdmin):
     def entries_table(self, obj: LocalAuthList) -> SafeString:
         if not obj.entries:
             return format_html("{}", "(empty)")
-        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.entries.items()))
-        return format_html("<table><tr><th>id tag</th><th>status</th></tr>{}</table>", rows)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            sorted((*selectors.local_list_key_parts(key), status) for key, status in obj.entries.items()),
+        )
+        return format_html("<table><tr><th>id tag</th><th>token type</th><th>status</th></tr>{}</table>", rows)
 
 
 @admin.register(Reservation)

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, LocalAuthList
+from charging.selectors import local_list_entries_applied
 
 
 class IdTagAlreadyExists(Exception):
@@ -153,30 +154,20 @@ def local_auth_list_record(
 ) -> LocalAuthList:
     """Record a local list update the charger accepted (or the version it reported).
 
-    ``entries`` maps id tags to their status; None removes the tag (a differential update
-    without idTagInfo). A full update replaces the list; no entries records only the version,
-    except a reported version of 0 (the list is empty) or -1 (the charger has none): the entries
-    go too (OCPP 1.6 §5.10, 2.0.1 D02). Id tags match ignoring case (IdToken is case-insensitive):
-    an update of ``ll-two`` replaces ``LL-TWO``.
+    ``entries`` maps entries (``selectors.local_list_key``: a 1.6 idTag, a 2.0.1 idToken with its
+    type) to their status; None removes the entry (a differential update without idTagInfo). A full
+    update replaces the list; no entries records only the version, except a reported version of 0
+    (the list is empty) or -1 (the charger has none): the entries go too (OCPP 1.6 §5.10, 2.0.1
+    D02). Id tags match ignoring case (IdToken is case-insensitive), 2.0.1 ones with their type
+    (``selectors.local_list_entries_applied``): an update of ``ll-two`` replaces ``LL-TWO``, one of
+    ``1234`` KeyCode leaves ``1234`` ISO14443.
     """
     with transaction.atomic():
         local_list, _ = LocalAuthList.objects.select_for_update().get_or_create(
             charge_point=charge_point, defaults={"version": version}
         )
-        current = {} if full or version <= 0 else dict(local_list.entries)
-        # lower(id tag) -> the tags the list holds for it: one look-up per entry, not a scan of the
-        # list (a list of 20 000 tags took 23 s of CPU, its row locked meanwhile)
-        held: dict[str, list[str]] = {}
-        for tag in current:
-            held.setdefault(tag.lower(), []).append(tag)
-        for id_tag, status in (entries or {}).items():
-            key = id_tag.lower()
-            for tag in held.pop(key, ()):
-                del current[tag]
-            if status is not None:
-                current[id_tag] = status
-                held[key] = [id_tag]
+        current = {} if full or version <= 0 else local_list.entries
         local_list.version = version
-        local_list.entries = current
+        local_list.entries = local_list_entries_applied(current, entries or {})
         local_list.save()
     return local_list

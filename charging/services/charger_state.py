@@ -64,7 +64,8 @@ def local_list_version_follow(*, charge_point: ChargePoint, version: object) -> 
 def local_list_follow(
     *, charge_point: ChargePoint, status: str, version: int, full: bool, entries: dict[str, str | None]
 ) -> None:
-    """SendLocalList answered: an Accepted answer installs the list (``entries``: id tag -> status,
-    None to remove it from a differential update; ``full`` replaces the whole list)."""
+    """SendLocalList answered: an Accepted answer installs the list (``entries``: id tag, a 2.0.1
+    token with its type (``selectors.local_list_key``) -> status, None to remove it from a
+    differential update; ``full`` replaces the whole list)."""
     if status == ACCEPTED:
         authorization.local_auth_list_record(charge_point=charge_point, version=version, full=full, entries=entries)

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from charging.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus
-from charging.selectors import id_tag_authorize
+from charging.models import AuthorizationStatus, IdTag, LocalAuthList, Reservation, ReservationStatus
+from charging.selectors import id_tag_authorize, local_list_key, local_list_key_parts
 from charging.services import authorization, charger_state, reservations
 from charging.services.start_reads import starts_read_together
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
@@ -65,6 +65,32 @@ def test_local_list_updates_follow_full_and_differential_semantics(register_char
     # A reported version 0 is an empty list, -1 none at all (OCPP 1.6 §5.10)
     for empty in (0, -1):
         assert authorization.local_auth_list_record(charge_point=charge_point, version=empty).entries == {}
+
+
+def test_a_2_0_1_local_list_entry_is_its_token_with_its_type(register_charge_point):
+    """2.0.1 identifies a token by its idToken and type: an update of one type leaves the token's
+    entry of another. An entry of no type (1.6's, or a 2.0.1 one recorded before types were kept:
+    its type not known) is replaced by an update of any type, and one of no type replaces all."""
+    charge_point = register_charge_point("CP-LT")
+    LocalAuthList.objects.create(charge_point=charge_point, version=1, entries={"OLD": "Accepted", "1234": "Accepted"})
+    local_list = authorization.local_auth_list_record(
+        charge_point=charge_point,
+        version=2,
+        entries={local_list_key("old", "ISO14443"): "Blocked", local_list_key("1234", "KeyCode"): "Accepted"},
+    )
+    assert local_list.entries == {"old (ISO14443)": "Blocked", "1234 (KeyCode)": "Accepted"}
+    local_list = authorization.local_auth_list_record(
+        charge_point=charge_point, version=3, entries={local_list_key("1234", "ISO14443"): "Accepted"}
+    )
+    assert local_list.entries == {
+        "old (ISO14443)": "Blocked",
+        "1234 (KeyCode)": "Accepted",
+        "1234 (ISO14443)": "Accepted",
+    }
+    local_list = authorization.local_auth_list_record(charge_point=charge_point, version=4, entries={"1234": None})
+    assert local_list.entries == {"old (ISO14443)": "Blocked"}
+    assert local_list_key_parts("old (ISO14443)") == ("old", "ISO14443")
+    assert local_list_key_parts("OLD") == ("OLD", "")
 
 
 def test_a_local_list_of_tens_of_thousands_of_tags_is_recorded_in_linear_time(register_charge_point):

@@ -646,3 +646,52 @@ async def test_a_1_6_profile_of_one_stack_level_replaces_the_other_whatever_thei
     ]
     installed = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CP-K06")
     assert [p async for p in installed.values_list("profile_id", flat=True)] == [12]
+
+
+async def test_a_2_0_1_local_list_holds_a_token_of_two_types_as_two_entries(daphne, api_daphne, api_key):
+    """OCPP 2.0.1 identifies a token by its idToken and type (IdTokenType, D01): a card's UID and a
+    PIN code (KeyCode) of the same characters are two entries of a list. Probe: recorded by the token
+    alone, the two were one entry, a Differential removal of one removed both from the record, and
+    the list's size was counted short (no warning of a list over its Entries maxLimit)."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CS-LLT", heartbeat_interval=60)
+    await sync_to_async(device_model_attributes_record)(
+        charge_point=charge_point,
+        learned_from="NotifyReport",
+        attributes=[
+            ReportedAttribute(
+                {"name": "LocalAuthListCtrlr"}, {"name": "Entries"}, value="0", characteristics={"max_limit": 2}
+            )
+        ],
+    )
+
+    def entry(id_token: str, token_type: str, status: str | None = "Accepted") -> dict[str, Any]:
+        info = {"id_token_info": {"status": status}} if status else {}
+        return {"id_token": {"id_token": id_token, "type": token_type}, **info}
+
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-LLT/send_local_list"
+    answers, recorded = [], []
+    async with ocpp_charger(daphne, "2.0.1", "CS-LLT", client_class=LocalListStation):
+        for version, kind, entries in (
+            (1, "Full", [entry("1234", "ISO14443"), entry("1234", "KeyCode", "Blocked")]),
+            (2, "Differential", [entry("ABC", "ISO14443")]),  # three: over the maxLimit of 2
+            (3, "Differential", [entry("1234", "KeyCode", None)]),
+            (4, "Differential", [entry("abc", "ISO14443", "Blocked")]),
+        ):
+            body = {"version_number": version, "update_type": kind, "local_authorization_list": entries}
+            status, reply = await ahttp(url, method="POST", api_key=api_key, body=body)
+            answers.append((status, [warning.split(":")[0] for warning in reply.get("warnings", [])]))
+            recorded.append((await LocalAuthList.objects.aget(charge_point=charge_point)).entries)
+    over = "The list would hold 3 entries, more than the 2 the charge point reported as"
+    over += " LocalAuthListCtrlr.Entries maxLimit"
+    assert answers == [
+        (200, []),
+        (200, [over]),
+        (200, []),
+        (200, []),
+    ]
+    assert recorded == [
+        {"1234 (ISO14443)": "Accepted", "1234 (KeyCode)": "Blocked"},
+        {"1234 (ISO14443)": "Accepted", "1234 (KeyCode)": "Blocked", "ABC (ISO14443)": "Accepted"},
+        {"1234 (ISO14443)": "Accepted", "ABC (ISO14443)": "Accepted"},
+        {"1234 (ISO14443)": "Accepted", "abc (ISO14443)": "Blocked"},
+    ]

@@ -192,7 +192,8 @@ def test_local_list_answers_end_in_the_same_local_list(register_charge_point, ve
     assert not LocalAuthList.objects.exists()
     answered(charge_point, version, "send_local_list", SEND_LOCAL_LIST[version], {"status": "Accepted"})
     local_list = LocalAuthList.objects.get()
-    assert (local_list.version, local_list.entries) == (4, {"RFID-1": "Blocked"})
+    entry = {"1.6": "RFID-1", "2.0.1": "RFID-1 (ISO14443)"}[version]  # 2.0.1: the token with its type
+    assert (local_list.version, local_list.entries) == (4, {entry: "Blocked"})
     answered(charge_point, version, "get_local_list_version", {}, {LIST_VERSION_FIELD[version]: 9})
     assert LocalAuthList.objects.get().version == 9
 

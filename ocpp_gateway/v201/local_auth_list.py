@@ -8,6 +8,7 @@ from typing import Any
 from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
+from charging.selectors import local_list_key
 from charging.services import charger_state
 from commands import catalog
 from commands.models import Command
@@ -25,10 +26,7 @@ class LocalAuthListHandlers:
         """More entries than the station's LocalAuthListCtrlr.ItemsPerMessage, a frame over its
         BytesPerMessage, a list over its Entries maxLimit (OCPP 2.0.1 D01): it answers Failed or
         refuses the request. A Differential entry without idTokenInfo removes its token."""
-        entries = {
-            entry["id_token"]["id_token"]: "id_token_info" in entry
-            for entry in body.get("local_authorization_list") or []
-        }
+        entries = {_key(entry): "id_token_info" in entry for entry in body.get("local_authorization_list") or []}
         entries_limit = selectors.device_model_max_limit(
             charge_point=charge_point, component=_CONTROLLER, variable="Entries"
         )
@@ -55,7 +53,7 @@ class LocalAuthListHandlers:
     def after_send_local_list(command: Command) -> None:
         body = command.request
         entries = {
-            entry["id_token"]["id_token"]: (entry["id_token_info"]["status"] if entry.get("id_token_info") else None)
+            _key(entry): (entry["id_token_info"]["status"] if entry.get("id_token_info") else None)
             for entry in body.get("local_authorization_list") or []
         }
         charger_state.local_list_follow(
@@ -65,6 +63,11 @@ class LocalAuthListHandlers:
             full=body["update_type"] == "Full",
             entries=entries,
         )
+
+
+def _key(entry: dict[str, Any]) -> str:
+    """The entry's token with its type: 2.0.1 identifies a token by both (IdTokenType)."""
+    return local_list_key(entry["id_token"]["id_token"], entry["id_token"]["type"])
 
 
 def _reported(charge_point: ChargePoint, variable: str) -> ListLimit:
