@@ -95,6 +95,14 @@ class Reservation(models.Model):
     connector_id = models.PositiveIntegerField(null=True, blank=True, help_text="1.6 connectorId (0: any).")
     evse_id = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 evseId (absent: any).")
     id_tag = models.CharField(max_length=36)
+    token_type = models.CharField(  # db_default: the release before it inserts reservations without it
+        max_length=20,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="2.0.1 idToken type (ISO14443, KeyCode, ...): only a token of that type uses it; blank: any type"
+        " (1.6, or made before the type was kept).",
+    )
     parent_id_tag = models.CharField(  # db_default: the release before it inserts reservations without it
         max_length=36,
         blank=True,

@@ -168,6 +168,7 @@ class ReservationAdmin(CappedList, ReadOnlyAdmin):
         "connector_id",
         "evse_id",
         "id_tag",
+        "token_type",
         "status",
         "charger_status",
         "expiry_date",

@@ -26,15 +26,18 @@ def reservation_follow(
     evse_id: int | None,
     id_tag: str,
     expiry_date: datetime,
+    token_type: str = "",
     parent_id_tag: str = "",
 ) -> None:
-    """ReserveNow answered with ``status``: record the reservation, active when Accepted."""
+    """ReserveNow answered with ``status``: record the reservation, active when Accepted
+    (``token_type``: a 2.0.1 idToken's type)."""
     reservations.reservation_record(
         charge_point=charge_point,
         reservation_id=reservation_id,
         connector_id=connector_id,
         evse_id=evse_id,
         id_tag=id_tag,
+        token_type=token_type,
         parent_id_tag=parent_id_tag,
         expiry_date=expiry_date,
         accepted=status == ACCEPTED,

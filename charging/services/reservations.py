@@ -24,16 +24,19 @@ def reservation_record(
     charger_status: str,
     connector_id: int | None = None,
     evse_id: int | None = None,
+    token_type: str = "",
     parent_id_tag: str = "",
 ) -> Reservation:
     """Record the charger's answer to ReserveNow. An accepted one with the id of an active
     reservation replaces it (OCPP 1.6 §5.13, 2.0.1 H01); a refused one changes nothing on the
     charger: an active reservation of that id stays as it is. Otherwise the answer is a new record:
-    one that ended (used by a session, cancelled, expired) keeps its own, whatever id reuses it."""
+    one that ended (used by a session, cancelled, expired) keeps its own, whatever id reuses it.
+    ``token_type``: a 2.0.1 idToken's type ("": 1.6, none)."""
     fields = {
         "connector_id": connector_id,
         "evse_id": evse_id,
         "id_tag": id_tag,
+        "token_type": token_type,
         "parent_id_tag": parent_id_tag,
         "expiry_date": expiry_date,
         "charger_status": charger_status,
@@ -113,9 +116,10 @@ def _on_connector(connector_id: int, evse_id: int | None) -> Q:
 def reservation_of_the_start(session: Transaction, parent_id_tag: str | None = "") -> int | None:
     """The reservationId of the charger's active reservation that ``session``, started without
     naming one (or naming one the CSMS holds none of: MicroOcpp's -1), uses: its id tag's (any
-    case), or its group's (``parent_id_tag``: the parent of the session's tag, as its authorization
-    answered), on its connector, or on 1.6 connector 0 (2.0.1:
-    on its EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag or
+    case; a 2.0.1 token's of its type, or of none: 2.0.1 identifies a token by both, and a PIN
+    code (KeyCode) ``1234`` is not the card ``1234``), or its group's (``parent_id_tag``: the
+    parent of the session's tag, as its authorization answered), on its connector, or on 1.6
+    connector 0 (2.0.1: on its EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag or
     parentIdTag on the reserved connector (any connector for connector 0) ends the reservation,
     whether or not the StartTransaction names it (2.0.1 H01: a groupIdToken's, likewise). One whose
     expiry passed before the session started is gone at the charger, though active here until the
@@ -135,6 +139,8 @@ def reservation_of_the_start(session: Transaction, parent_id_tag: str | None = "
     else:
         where = Q(evse_id__isnull=True, connector_id__in=(0, session.connector_id))
     whose = Q(id_tag__iexact=session.id_tag)
+    if session.id_token_type:  # a reservation of no type (1.6, or made before types were kept): any
+        whose &= Q(token_type="") | Q(token_type=session.id_token_type)
     if parent_id_tag is None:  # the registered tag's group (none: NULL, no match), any case as id_tag_find
         tag = IdTag.objects.alias(key=Lower("id_tag")).filter(key=Lower(Value(session.id_tag)))
         group = Subquery(tag.annotate(group=Lower("parent__id_tag")).values("group")[:1])

@@ -695,3 +695,46 @@ async def test_a_2_0_1_local_list_holds_a_token_of_two_types_as_two_entries(daph
         {"1234 (ISO14443)": "Accepted", "ABC (ISO14443)": "Accepted"},
         {"1234 (ISO14443)": "Accepted", "abc (ISO14443)": "Blocked"},
     ]
+
+
+ReservingStation = answering_charger(V201Client, {"ReserveNow": result201.ReserveNow(status="Accepted")})
+
+
+async def test_a_2_0_1_reservation_is_used_by_its_token_of_its_type_only(daphne, api_daphne, api_key):
+    """OCPP 2.0.1 identifies a token by its idToken and type (H01: the reserved IdToken): a
+    reservation for the PIN code ``1234`` (KeyCode) is not the card ``1234``'s. Probe: the record
+    kept no type, and a start by the card ``1234`` (ISO14443) naming no reservation used it."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-RT", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="1234")  # blank type: the card and the PIN code both Accepted
+    reserve = {
+        "id": 4,
+        "expiry_date_time": "2099-05-01T12:00:00Z",
+        "evse_id": 1,
+        "id_token": {"id_token": "1234", "type": "KeyCode"},
+    }
+
+    def started(transaction_id: str, token_type: str) -> call201.TransactionEvent:
+        return call201.TransactionEvent(
+            event_type="Started",
+            timestamp="2026-05-01T10:00:00Z",
+            trigger_reason="Authorized",
+            seq_no=0,
+            transaction_info={"transaction_id": transaction_id},
+            evse={"id": 1, "connector_id": 1},
+            id_token={"id_token": "1234", "type": token_type},
+        )
+
+    async with ocpp_charger(daphne, "2.0.1", "CS-RT", client_class=ReservingStation) as charger:
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp201/CS-RT/reserve_now", method="POST", api_key=api_key, body=reserve
+        )
+        assert status == 200
+        card = await charger.call(started("TX-CARD", "ISO14443"))
+        assert card.id_token_info["status"] == "Accepted"
+        card_reservation = (await Reservation.objects.aget(reservation_id=4)).status
+        pin = await charger.call(started("TX-PIN", "KeyCode"))
+        assert pin.id_token_info["status"] == "Accepted"
+    reservation = await Reservation.objects.aget(reservation_id=4)
+    assert (card_reservation, reservation.token_type, reservation.status) == ("active", "KeyCode", "used")
+    sessions = {t.ocpp_transaction_id: t.reservation_id async for t in Transaction.objects.all()}
+    assert sessions == {"TX-CARD": None, "TX-PIN": reservation.pk}

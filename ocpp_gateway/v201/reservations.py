@@ -52,6 +52,7 @@ class ReservationHandlers:
             connector_id=None,
             evse_id=body.get("evse_id"),
             id_tag=body["id_token"]["id_token"],
+            token_type=body["id_token"]["type"],
             parent_id_tag=(body.get("group_id_token") or {}).get("id_token", ""),
             expiry_date=expiry,
         )
