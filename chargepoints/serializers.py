@@ -150,6 +150,9 @@ class ChargePointUpdatedSerializer(ChargePointUpdateSerializer):
 
 
 class ConnectorSerializer(serializers.ModelSerializer):
+    """A connector as its last StatusNotification told it; answered only, every field always
+    (read-only: the schema lists each as required)."""
+
     class Meta:
         model = Connector
         fields = [
@@ -163,6 +166,7 @@ class ConnectorSerializer(serializers.ModelSerializer):
             "status_timestamp",
             "updated_at",
         ]
+        read_only_fields = fields
 
 
 class SecurityEventSerializer(serializers.ModelSerializer):
@@ -181,13 +185,15 @@ class SecurityEventSerializer(serializers.ModelSerializer):
 
 
 class ConnectionStatusSerializer(serializers.ModelSerializer):
-    """Exactly the fields of the public docs page."""
+    """Exactly the fields of the public docs page, each always answered (read-only: the schema
+    lists each as required; ``last_heartbeat`` and ``ocpp_version`` are null until known)."""
 
     ocpp_version = serializers.SerializerMethodField()
 
     class Meta:
         model = ChargePoint
         fields = ["charge_point_id", "connected", "last_heartbeat", "ocpp_version"]
+        read_only_fields = fields
 
     def get_ocpp_version(self, charge_point: ChargePoint) -> str | None:
         return charge_point.ocpp_version or None

@@ -295,3 +295,28 @@ def test_a_charger_moved_to_another_ocpp_version_lists_the_connectors_of_that_ve
         (None, 2, "Faulted"),
     ]
     assert fleet_summary().faulted_connectors == 1
+
+
+def test_the_schema_marks_every_field_of_the_connection_status_and_connectors_as_always_answered(
+    api_client, client, register_charge_point
+):
+    """The docs page's connection status has four fields, always answered (``last_heartbeat`` and
+    ``ocpp_version`` null until known); its schema listed ``connected`` and ``last_heartbeat`` as
+    optional, and a connector's ``status``, ``evse_id`` and ``error_code`` too, so a client
+    generated from it typed them as possibly missing (``connected?: boolean``). Each field answered
+    is required in its component now, with its documented type."""
+    register_charge_point("cp_01HXYZ123ABC")
+    connector_status_set(charge_point_id="cp_01HXYZ123ABC", connector_id=1, status="Available")
+    status = api_client.get("/api/v1/installer/charge-points/cp_01HXYZ123ABC/connection-status").json()
+    connectors = api_client.get("/api/v1/chargepoints/cp_01HXYZ123ABC/connectors").json()
+    components = client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]
+    for answer, name in ((status, "ConnectionStatus"), (connectors[0], "Connector")):
+        assert sorted(components[name]["required"]) == sorted(answer), name
+    properties = components["ConnectionStatus"]["properties"]
+    assert {field: (schema["type"], schema.get("nullable", False)) for field, schema in properties.items()} == {
+        "charge_point_id": ("string", False),
+        "connected": ("boolean", False),
+        "last_heartbeat": ("string", True),
+        "ocpp_version": ("string", True),
+    }
+    assert properties["last_heartbeat"]["format"] == "date-time"
