@@ -3,8 +3,9 @@
 from celery import shared_task
 
 from commands import reset_sessions
+from kernel.single_flight import Sweep
 
 
-@shared_task(name="commands.tasks.close_sessions_a_reset_ended")
+@shared_task(base=Sweep, name="commands.tasks.close_sessions_a_reset_ended")
 def close_sessions_a_reset_ended() -> int:
     return reset_sessions.transactions_close_after_reset()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from kernel.single_flight import Sweep
 from maintenance.services import diagnostics, firmware
 
 
-@shared_task
+@shared_task(base=Sweep)
 def advance_firmware_campaigns() -> int:
     return firmware.campaigns_advance()
 
@@ -17,6 +18,6 @@ def advance_firmware_campaign(campaign_id: str) -> None:
     firmware.campaign_advance(campaign_id=campaign_id)
 
 
-@shared_task
+@shared_task(base=Sweep)
 def expire_log_uploads() -> int:
     return diagnostics.log_uploads_expire()

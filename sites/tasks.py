@@ -2,9 +2,10 @@
 
 from celery import shared_task
 
+from kernel.single_flight import Sweep
 from sites import services
 
 
-@shared_task
+@shared_task(base=Sweep)
 def recompute_sites() -> int:
     return services.sites_recompute_all()

@@ -15,6 +15,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from kombu.exceptions import ChannelError
 
+from kernel.single_flight import Sweep
 from webhooks import delivery, services
 
 QUEUE = "webhooks"
@@ -60,7 +61,7 @@ def deliver_due_webhooks() -> None:
     delivery.engine_wake()
 
 
-@shared_task
+@shared_task(base=Sweep)
 def prune_webhook_deliveries() -> int:
     """Beat, hourly: finished deliveries past ``CSMS_WEBHOOK_DELIVERY_DAYS`` go, with their attempts."""
     return services.webhook_deliveries_prune(older_than_days=settings.CSMS_WEBHOOK_DELIVERY_DAYS)
