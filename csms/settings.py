@@ -524,36 +524,39 @@ CSMS_DIAGNOSTICS_MAX_BYTES = env_int("CSMS_DIAGNOSTICS_MAX_BYTES", 200 * 1024 * 
 # The largest firmware image the API and the admin take (a form over it is refused as it arrives, 413).
 CSMS_FIRMWARE_MAX_BYTES = env_int("CSMS_FIRMWARE_MAX_BYTES", 512 * 1024 * 1024, minimum=1024, maximum=2**63 - 1)
 
+
+def _sweep(task: str, every: float) -> dict[str, Any]:
+    """A beat sweep every ``every`` s. Each tick expires when the next is sent: one the worker gets to
+    later (it was down, its slots busy) is dropped, not run after the newer one (a day's outage left
+    2,880 offline sweeps and 17,280 presence sweeps queued, run one after the other on its return).
+    A tick that finds its sweep still running returns at once (``kernel.single_flight``)."""
+    return {"task": task, "schedule": float(every), "options": {"expires": float(every)}}
+
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "advance-firmware-campaigns": {
-        "task": "maintenance.tasks.advance_firmware_campaigns",
-        "schedule": float(CSMS_FIRMWARE_CAMPAIGN_TICK),
-    },
-    "mark-offline-stale-charge-points": {
-        "task": "chargepoints.tasks.mark_offline_stale_charge_points",
-        "schedule": float(CSMS_OFFLINE_CHECK_INTERVAL),
-    },
-    "time-out-abandoned-commands": {"task": "ocpp_gateway.tasks.time_out_abandoned_commands", "schedule": 60.0},
-    "release-dead-gateway-presence": {
-        "task": "ocpp_gateway.tasks.release_dead_gateway_presence",
-        "schedule": float(CSMS_GATEWAY_PRESENCE_RENEW),
-    },
+    "advance-firmware-campaigns": _sweep("maintenance.tasks.advance_firmware_campaigns", CSMS_FIRMWARE_CAMPAIGN_TICK),
+    "mark-offline-stale-charge-points": _sweep(
+        "chargepoints.tasks.mark_offline_stale_charge_points", CSMS_OFFLINE_CHECK_INTERVAL
+    ),
+    "time-out-abandoned-commands": _sweep("ocpp_gateway.tasks.time_out_abandoned_commands", 60),
+    "release-dead-gateway-presence": _sweep(
+        "ocpp_gateway.tasks.release_dead_gateway_presence", CSMS_GATEWAY_PRESENCE_RENEW
+    ),
+    # A wake-up of the webhook worker: not sent while one waits (webhooks.tasks.WakeUp), no expiry.
     "deliver-due-webhooks": {
         "task": "webhooks.tasks.deliver_due_webhooks",
         "schedule": float(CSMS_WEBHOOK_SWEEP_INTERVAL),
     },
-    "expire-reservations": {
-        "task": "chargepoints.tasks.expire_reservations",  # charging.tasks, under the name it always had
-        "schedule": float(CSMS_RESERVATION_CHECK_INTERVAL),
-    },
-    "expire-log-uploads": {"task": "maintenance.tasks.expire_log_uploads", "schedule": 60.0},
-    "close-stranded-sessions": {"task": "charging.tasks.close_stranded_sessions", "schedule": 60.0},
-    "close-sessions-a-reset-ended": {"task": "commands.tasks.close_sessions_a_reset_ended", "schedule": 60.0},
-    "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
-    "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
-    "prune-webhook-deliveries": {"task": "webhooks.tasks.prune_webhook_deliveries", "schedule": 3600.0},
-    "prune-device-model-reports": {"task": "configuration.tasks.prune_device_model_reports", "schedule": 300.0},
-    "recompute-sites": {"task": "sites.tasks.recompute_sites", "schedule": float(CSMS_SITES_RECOMPUTE_INTERVAL)},
+    # charging.tasks, under the name it always had
+    "expire-reservations": _sweep("chargepoints.tasks.expire_reservations", CSMS_RESERVATION_CHECK_INTERVAL),
+    "expire-log-uploads": _sweep("maintenance.tasks.expire_log_uploads", 60),
+    "close-stranded-sessions": _sweep("charging.tasks.close_stranded_sessions", 60),
+    "close-sessions-a-reset-ended": _sweep("commands.tasks.close_sessions_a_reset_ended", 60),
+    "prune-heartbeats": _sweep("chargepoints.tasks.prune_heartbeats", 3600),
+    "prune-ocpp-messages": _sweep("chargepoints.tasks.prune_ocpp_messages", 3600),
+    "prune-webhook-deliveries": _sweep("webhooks.tasks.prune_webhook_deliveries", 3600),
+    "prune-device-model-reports": _sweep("configuration.tasks.prune_device_model_reports", 300),
+    "recompute-sites": _sweep("sites.tasks.recompute_sites", CSMS_SITES_RECOMPUTE_INTERVAL),
 }
 
 # One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).

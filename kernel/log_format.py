@@ -122,12 +122,13 @@ class QuietOutages(logging.Filter):
 
 
 class QuietFrequentTicks(logging.Filter):
-    """Celery's "Sending due task", "received" and "succeeded" INFO lines of a beat entry scheduled
-    more often than every ``FREQUENT`` s: the first, then at most one per ``EVERY`` s per task."""
+    """Celery's "Sending due task", "received", "succeeded" and "Discarding revoked task" (a tick
+    that expired waiting, ``CELERY_BEAT_SCHEDULE``) INFO lines of a beat entry scheduled more often
+    than every ``FREQUENT`` s: the first, then at most one per ``EVERY`` s per task."""
 
     FREQUENT = 60.0
     EVERY = 600.0
-    _ROUTINE = {"celery.beat", "celery.worker.strategy", "celery.app.trace"}
+    _ROUTINE = {"celery.beat", "celery.worker.strategy", "celery.app.trace", "celery.worker.request"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,9 +160,12 @@ class QuietFrequentTicks(logging.Filter):
 
 def _routine_task(record: logging.LogRecord) -> str | None:
     """The task a routine line is about: the beat's "Sending due task <entry> (<task>)", or the
-    worker's "Task <task>[<id>] received" / "succeeded in ..." (their arguments are a dict)."""
+    worker's "Task <task>[<id>] received" / "succeeded in ..." (their arguments are a dict), or its
+    "Discarding revoked task: <task>[<id>]" of an expired tick."""
     if record.name == "celery.beat" and str(record.msg).startswith("Scheduler: Sending due task"):
         return str(record.args[1]) if isinstance(record.args, tuple) and len(record.args) == 2 else None
+    if record.name == "celery.worker.request" and str(record.msg).startswith("Discarding revoked task"):
+        return str(record.args[0]) if isinstance(record.args, tuple) and len(record.args) == 2 else None
     if isinstance(record.args, dict) and re.search(r"\] (received|succeeded in)", str(record.msg)):
         return record.args.get("name")
     return None

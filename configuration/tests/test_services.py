@@ -707,7 +707,11 @@ def test_the_sweep_keeps_each_chargers_newest_reports_and_the_report_write_delet
     assert DeviceModelReport.objects.filter(charge_point=quiet).count() == 1
     assert tasks.prune_device_model_reports() == 0
     beat = django_settings.CELERY_BEAT_SCHEDULE["prune-device-model-reports"]
-    assert beat == {"task": "configuration.tasks.prune_device_model_reports", "schedule": 300.0}
+    assert beat == {
+        "task": "configuration.tasks.prune_device_model_reports",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    }
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the fault is a PostgreSQL trigger")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from celery import current_app
+from celery import beat, current_app
+from celery.signals import before_task_publish
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.db import connection, connections, transaction
@@ -130,3 +132,31 @@ def test_the_file_lock_without_postgresql_is_one_holder_at_a_time(settings, tmp_
         assert (first, second, other) == (True, False, True)
     with single_flight._file_lock("sweep") as again:
         assert again
+
+
+def test_each_beat_sweep_tick_expires_when_the_next_one_is_due():
+    """With the worker down (or its slots busy) beat queued a tick of every sweep on every interval,
+    and the worker back ran them all, one after the other: a day's offline sweeps, 2,880, and
+    17,280 presence sweeps, while the sweeps due now waited behind them. A tick carries an expiry
+    of its interval: one the worker gets to after the next tick was sent is dropped."""
+    scheduler = beat.Scheduler(current_app, lazy=True)
+    published: dict[str, Any] = {}
+
+    def record(sender: str, headers: dict[str, Any], **_: Any) -> None:
+        published[sender] = headers.get("expires")
+
+    before_task_publish.connect(record)
+    try:
+        for name, entry in SWEEPS.items():
+            before = datetime.now(UTC)
+            scheduler.apply_async(beat.ScheduleEntry(name=name, app=current_app, **entry))
+            after = datetime.now(UTC)
+            expires = published.get(entry["task"])
+            assert expires is not None, f"{name}: its ticks never expire"
+            expires = datetime.fromisoformat(expires)
+            interval = timedelta(seconds=entry["schedule"])
+            assert before + interval <= expires <= after + interval, name
+    finally:
+        before_task_publish.disconnect(record)
+        with current_app.connection_for_write() as broker:
+            broker.default_channel.queue_purge("celery")

@@ -218,6 +218,19 @@ def test_the_beat_s_frequent_ticks_are_logged_once_and_every_other_task_each_tim
     assert [quiet.filter(hourly) for _ in range(3)] == [True] * 3
 
 
+def test_the_frequent_ticks_a_worker_back_from_an_outage_drops_as_expired_are_logged_once():
+    """Each tick queued while the worker was down expired waiting; the presence sweep's, every 5 s,
+    made a "Discarding revoked task" line each (720 for an hour away)."""
+    quiet = QuietFrequentTicks()
+    presence, prune = "ocpp_gateway.tasks.release_dead_gateway_presence", "chargepoints.tasks.prune_heartbeats"
+    discarded = [
+        celery_line("celery.worker.request", "Discarding revoked task: %s[%s]", (presence, str(n))) for n in range(3)
+    ]
+    assert [quiet.filter(record) for record in discarded] == [True, False, False]
+    hourly = celery_line("celery.worker.request", "Discarding revoked task: %s[%s]", (prune, "1"))
+    assert [quiet.filter(hourly) for _ in range(2)] == [True] * 2
+
+
 def test_a_celery_beat_logs_its_per_second_webhook_wake_up_once(celery_worker, tmp_path):
     celery_worker()
     log = tmp_path / "celery-0.log"

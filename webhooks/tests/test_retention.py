@@ -115,7 +115,11 @@ def test_the_hourly_task_uses_the_setting_and_the_default_queue(subscription, se
     assert tasks.prune_webhook_deliveries() == 1
 
     beat = django_settings.CELERY_BEAT_SCHEDULE["prune-webhook-deliveries"]
-    assert beat == {"task": "webhooks.tasks.prune_webhook_deliveries", "schedule": 3600.0}
+    assert beat == {
+        "task": "webhooks.tasks.prune_webhook_deliveries",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    }
     route = app.amqp.router.route({}, beat["task"])
     assert route["queue"].name == "celery"  # the tasks worker's, as the message log's prune
     assert app.amqp.router.route({}, "webhooks.tasks.deliver_due_webhooks")["queue"].name == "webhooks"
