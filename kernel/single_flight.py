@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 # How long the lock's own connection may take to open (a PostgreSQL that does not answer fails the
 # tick, as it would fail the sweep).
 CONNECT_TIMEOUT = 10
+# The lock's connection in pg_stat_activity: this, then the sweep's name.
+APPLICATION_NAME = "csms sweep "
 
 
 def lock_key(name: str) -> int:
@@ -78,7 +80,7 @@ class Sweep(Task):
 def _advisory_lock(name: str) -> Iterator[bool]:
     params = connection.get_connection_params()
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
-    params["application_name"] = f"csms single-flight {name}"[:63]
+    params["application_name"] = f"{APPLICATION_NAME}{name}"  # whole up to 63 bytes (every task's name)
     holder = psycopg.connect(**params, autocommit=False)
     try:
         row = holder.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(name)]).fetchone()

@@ -112,6 +112,18 @@ def test_every_beat_sweep_returns_at_once_while_another_run_of_it_holds_its_lock
         assert held  # released by the run that skipped, as by the one that held it
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the lock's connection in pg_stat_activity")
+@pytest.mark.django_db(transaction=True)
+def test_a_running_sweep_s_lock_is_found_by_its_task_s_whole_name():
+    """A sweep that hangs holds its later ticks back; its lock's connection is found by name (to be
+    ended with ``pg_terminate_backend``), each task's whole name, not cut at PostgreSQL's 63 bytes."""
+    longest = max((entry["task"] for entry in SWEEPS.values()), key=len)
+    with single_flight.single_flight(longest) as held, connection.cursor() as cursor:
+        assert held
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE application_name = %s", [f"csms sweep {longest}"])
+        assert cursor.fetchall() == [("idle in transaction",)]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_is_released_when_its_sweep_raises():
     with pytest.raises(RuntimeError), single_flight.single_flight("raises") as held:
