@@ -15,7 +15,8 @@ connect timeout) still counts while the consumer works on it, so the consumer's 
 check never refuses what daphne admitted. An upgrade request beyond the cap is answered
 ``503 Service Unavailable`` with a ``Retry-After`` by daphne's HTTP layer before the upgrade: no
 WebSocket protocol, application instance or consumer is made for it, and the answer is written
-straight to the socket. (The consumer's per-address limit still answers 403.) The refused are
+straight to the socket. (The consumer's per-address limit, ``CSMS_MAX_HANDSHAKES_PER_IP``, answers
+``503`` with a jittered ``Retry-After`` too, through ``TRY_AGAIN_LATER_CODE``.) The refused are
 given turns: each refusal takes the first second, once the handshakes in progress are taken at
 the rate the process has been accepting handshakes (measured over the last seconds; at least 1 s
 and at most half ``CSMS_HANDSHAKE_RETRY_AFTER`` away), that has fewer turns told than it holds at
@@ -442,6 +443,14 @@ _BUSY_RESPONSE = (
     b"Content-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _BUSY_BODY
 )
 
+_ADDRESS_BUSY_BODY = (
+    b"Too many WebSocket handshakes from your address in progress; retry after the Retry-After delay.\n"
+)
+_ADDRESS_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: " + str(len(_ADDRESS_BUSY_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _ADDRESS_BUSY_BODY
+)
+
 _UNAVAILABLE_BODY = b"The WebSocket handshake failed on the server's side; retry after the Retry-After delay.\n"
 _UNAVAILABLE_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -562,14 +571,16 @@ class HandshakeGate:
         del protocol.handshake_deferred  # never fired: nothing more is written for the handshake
         protocol.server.protocol_disconnected(protocol)
 
-    def refuse_unavailable(self, protocol: Any) -> None:
+    def refuse_unavailable(self, protocol: Any, *, reason: str = "") -> None:
         """Answer the WebSocket ``protocol``, whose application refused its handshake for a failure
-        of its own (``TRY_AGAIN_LATER_CODE``: the database away), ``503`` with a ``Retry-After``
-        (jittered), as ``refuse_late`` does, not daphne's ``403``: a charger reads a 403 as refused
-        credentials and may back off for long, or stop."""
+        of its own (``TRY_AGAIN_LATER_CODE``: the database away; with ``ADDRESS_BUSY_REASON``, too
+        many handshakes from its address), ``503`` with a ``Retry-After`` (jittered), as
+        ``refuse_late`` does, not daphne's ``403``: a charger reads a 403 as refused credentials and
+        may back off for long, or stop."""
         self.protocols.discard(protocol)
         protocol.wasNotCleanReason = "handshake failed in the application"
-        protocol.sendData(_UNAVAILABLE_RESPONSE % retry_after_seconds())
+        response = _ADDRESS_BUSY_RESPONSE if reason == ADDRESS_BUSY_REASON else _UNAVAILABLE_RESPONSE
+        protocol.sendData(response % retry_after_seconds())
         protocol.dropConnection(abort=False)
         del protocol.handshake_deferred  # never fired: nothing more is written for the handshake
         protocol.server.protocol_disconnected(protocol)
@@ -937,6 +948,9 @@ GOING_AWAY_CODE = 1001  # RFC 6455 7.4.1: "an endpoint is going away, such as a 
 # Later"): its handshake failed on the server's side (the database away), answered 503 with a
 # Retry-After (``HandshakeGate.refuse_unavailable``), never 403; other servers reject it as any close.
 TRY_AGAIN_LATER_CODE = 1013
+# The close's reason of a handshake refused with TRY_AGAIN_LATER_CODE for too many from its address
+# (CSMS_MAX_HANDSHAKES_PER_IP): its 503's body says so.
+ADDRESS_BUSY_REASON = "too many handshakes from this address"
 GOING_AWAY_SECONDS = 5.0  # then what is left is cancelled (under a container's 10 s stop grace)
 
 
@@ -1134,7 +1148,7 @@ def daphne_server_install() -> None:
                 if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
                     self.handshake_gate.accepted(time.monotonic())
                 if _unavailable_refused(self.connections, protocol, message):
-                    self.handshake_gate.refuse_unavailable(protocol)
+                    self.handshake_gate.refuse_unavailable(protocol, reason=message.get("reason") or "")
                     return
                 self.handshake_gate.protocols.discard(protocol)
             if message["type"] == "websocket.close" and _going_away_closed(self.connections, protocol, message):

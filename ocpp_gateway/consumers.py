@@ -28,7 +28,7 @@ from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_T
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
-from kernel.daphne_server import GOING_AWAY_CODE, TEXT_AT_ONCE, TRY_AGAIN_LATER_CODE
+from kernel.daphne_server import ADDRESS_BUSY_REASON, GOING_AWAY_CODE, TEXT_AT_ONCE, TRY_AGAIN_LATER_CODE
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
 from ocpp_gateway.configuration_refresh import configuration_reads
@@ -162,17 +162,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
         started_at = timezone.now()  # the charger's newest handshake holds it (charge_point_connect)
         client = (self.scope.get("client") or ["?"])[0]
         in_flight = _handshakes_in_progress.total()
-        if in_flight >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT or (
-            _handshakes_in_progress[client] >= settings.CSMS_MAX_HANDSHAKES_PER_IP
-        ):
+        address_busy = _handshakes_in_progress[client] >= settings.CSMS_MAX_HANDSHAKES_PER_IP
+        if in_flight >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT or address_busy:
             logger.warning(
-                "%s: refused, %d handshakes in progress (%d from %s)",
+                "%s: refused (503), %d handshakes in progress (%d from %s)",
                 self.scope["path"],
                 in_flight,
                 _handshakes_in_progress[client],
                 client,
             )
-            await self.close()
+            # Retry later (503 with a Retry-After), never 403: every charger behind one address (a
+            # site's NAT, a VPN concentrator, the proxy) past the limit in a storm read a 403 as
+            # refused credentials, and some back off for long or stop.
+            await self.close(code=TRY_AGAIN_LATER_CODE, reason=ADDRESS_BUSY_REASON if address_busy else None)
             return
         _handshakes_in_progress[client] += 1
         # Before it is accepted, the socket's only event is its end (daphne's connect timeout, or

@@ -92,7 +92,7 @@ async def test_a_fleet_whose_process_stops_reconnects_to_a_new_process_all_at_on
     stop_daphne(first)  # SIGTERM, then wait for the exit
     await close_all(connected)
     # Default settings: CSMS_MAX_HANDSHAKES_PER_IP (200 in progress) counts per address, one charger each
-    # here. From one address (127.0.0.1, or a proxy hiding them), 100 of the 300 got a 403 when tried.
+    # here. From one address (127.0.0.1, or a proxy hiding them), 100 of the 300 got a 503 when tried.
     second = daphne_factory()
     try:
         started = time.monotonic()
