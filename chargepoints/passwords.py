@@ -84,6 +84,12 @@ def password_hash_admitting(*, charge_point_id: str, password: str | None, requi
     return None
 
 
+def password_digest(charge_point_id: str, password: str) -> bytes:
+    """A keyed digest (HMAC-SHA256 with ``SECRET_KEY``) of ``password`` presented for
+    ``charge_point_id``: to tell a password presented again without keeping it."""
+    return _digest(charge_point_id, password)
+
+
 def _digest(charge_point_id: str, password: str) -> bytes:
     return salted_hmac("chargepoints.passwords", f"{charge_point_id}\0{password}", algorithm="sha256").digest()
 

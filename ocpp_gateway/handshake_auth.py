@@ -11,7 +11,10 @@
    process): past ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP``
    within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
    checked again once a slot is free; a password verified before is still accepted (step 1).
-   A refusal that checked no password (step 2's concurrent one, a throttled one) is no failure.
+   A refusal that checked no password (step 2's concurrent one, a throttled one) is no failure,
+   nor is one that hashed nothing for a password refused from the same address and identity in
+   the window already (a charger retrying a stale password behind a site's NAT: no new guess, and
+   counted each time it locked its neighbours out; a new guess, or a repeat hashed again, counts).
    Guesses from elsewhere do not lock a charger out, even one this process has not verified yet
    (after a restart, a password change, or on another worker): its own address has no failures
    (unless the guesses come from 10 addresses or more, past 10 times the per-address limit; and
@@ -31,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chargepoints.passwords import PasswordNeedsHashing
+from chargepoints.passwords import PasswordNeedsHashing, password_digest
 from chargepoints.services.attach_writes import attach_unit_register
 from chargepoints.services.attachment import ADMISSION_CHANGED, SUPERSEDED, Attachment, charge_point_attach
 from charging.services.open_sessions import open_sessions_condition, open_sessions_load
@@ -87,6 +90,9 @@ _by_address = FailureCounter(
     limit=lambda: settings.CSMS_CHARGER_AUTH_FAILURES_PER_IP,
     window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS,
 )
+# The refusals counted in the window, per address, identity and password (its keyed digest): one
+# presented again and refused without a hash is not counted again.
+_counted = FailureCounter(limit=lambda: 1, window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS)
 
 
 _hashing_for: set[str] = set()  # identities whose password is being hashed now
@@ -123,20 +129,35 @@ async def handshake_attach(
         "channel_name": channel_name,
         "handshake_started_at": started_at,
     }
+    may_have_hashed = False
     try:
         # Its arguments as the unit's own: a batch's attaches are written together (``attach_writes``).
         attachment = await commit_group.run(_attached_with_sessions, abandoned=abandoned, may_hash=False, **asked)
     except PasswordNeedsHashing:
         # Hashing takes its own thread, never a batch: the other handshakes do not wait for it.
         hashing_attach = database_sync_to_async(partial(_attached_with_sessions, **asked))
+        may_have_hashed = True
         attachment = await _attach_hashing(
             hashing_attach, charge_point_id=charge_point_id, address=address, abandoned=abandoned
         )
     if isinstance(attachment, str) and attachment not in _UNCHECKED and password is not None:
-        _by_identity.note(_identity_key(charge_point_id, address))
-        _by_identity_everywhere.note(charge_point_id)
-        _by_address.note(address)
+        _failure_noted(charge_point_id=charge_point_id, password=password, address=address, hashed=may_have_hashed)
     return attachment
+
+
+def _failure_noted(*, charge_point_id: str, password: str, address: str, hashed: bool) -> None:
+    """Count a refusal that presented ``password`` as a failure, unless it hashed nothing and the
+    same password for the same identity from the same address was counted in the window already:
+    a charger retrying its stale password (or a decommissioned one its password) is one failure, not
+    one a retry, which behind a site's NAT throttled its neighbours (CSMS_CHARGER_AUTH_FAILURES_PER_IP).
+    A repeat that was hashed again (forgotten among newer guesses) counts: hashing stays bounded."""
+    repeat = f"{address}|{charge_point_id}|{password_digest(charge_point_id, password).hex()}"
+    if not hashed and _counted.exceeded(repeat):
+        return
+    _counted.note(repeat)
+    _by_identity.note(_identity_key(charge_point_id, address))
+    _by_identity_everywhere.note(charge_point_id)
+    _by_address.note(address)
 
 
 def _attached_with_sessions(

@@ -125,6 +125,32 @@ async def test_guesses_across_identities_are_throttled_per_address(throttled_by_
     assert "CP-A3: refused, too many failed password checks (throttled: not hashed)" in throttled_by_address.log()
 
 
+async def test_a_charger_retrying_a_stale_password_does_not_lock_out_its_neighbours_behind_the_same_address(
+    throttled_by_address, daphne
+):
+    """A site's chargers behind one NAT (or a VPN concentrator, or a proxy hiding their addresses):
+    one of them presents a password that is no longer its own (changed in the API while it was
+    away) and retries, as chargers do, every few seconds. Each retry presents the same password,
+    refused before and remembered (no hash, no new guess), and was counted as a failure of the
+    address: past CSMS_CHARGER_AUTH_FAILURES_PER_IP (50 in 5 minutes: one retry every 6 s) every
+    neighbour whose password this process had not verified yet (after a restart, on another worker)
+    was refused 403 unhashed for the window. A repeated refusal that needed no hash is counted once;
+    new guesses still count, each."""
+    await register("CP-STALE")
+    await register("CP-NEIGHBOUR")
+    await register("CP-GUESSED-NAT")
+    for _ in range(5):
+        assert await handshake_status(throttled_by_address, "CP-STALE", "the-old-password-16") == 403
+    assert "too many failed password checks" not in throttled_by_address.log()
+    assert await handshake_status(throttled_by_address, "CP-NEIGHBOUR", PASSWORD) == 101
+    # Guesses (new passwords) from the address still reach the limit: 1 failure so far, 1 more.
+    assert await handshake_status(throttled_by_address, "CP-GUESSED-NAT", "wrong-guess-000001") == 403
+    assert await handshake_status(throttled_by_address, "CP-GUESSED-NAT", "wrong-guess-000002") == 403
+    assert "CP-GUESSED-NAT: refused, too many failed password checks (throttled: not hashed)" in (
+        throttled_by_address.log()
+    )
+
+
 async def test_a_password_set_through_the_api_closes_the_connected_charger(daphne, api_key):
     await register("CP-ROTATE", password=None)
     async with ocpp_charger(daphne, "1.6", "CP-ROTATE") as charger:
