@@ -34,7 +34,7 @@ from kernel.timestamps import utc_now
 from ocpp_gateway.configuration_refresh import configuration_reads
 from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
-from ocpp_gateway.handshake_auth import BEING_CHECKED, handshake_attach
+from ocpp_gateway.handshake_auth import BEING_CHECKED, THROTTLED, handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.router import CallNotSent, OcppRouter
@@ -231,8 +231,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             presented = f" (presented {unread})" if unread else ""
             logger.info("%s: refused, %s%s", self.charge_point_id, connection, presented)
             # Its password is being checked for another handshake (the charger's own, given up as
-            # slow): told to retry (503), not that it is refused (403), which reads as a wrong password.
-            await self.close(code=TRY_AGAIN_LATER_CODE if connection == BEING_CHECKED else None)
+            # slow), or not checked past the failure throttle (another charger's guesses from its
+            # address: a site's NAT): told to retry (503), not that it is refused (403), which reads
+            # as a wrong password.
+            await self.close(code=TRY_AGAIN_LATER_CODE if connection in (BEING_CHECKED, THROTTLED) else None)
             return
         if connection.replaced_channel:
             try:

@@ -9,8 +9,9 @@
    gateway answers it 503 with a Retry-After: it may be the charger's own retry of a slow handshake).
 3. Failures are counted per identity and client address, and per client address (this
    process): past ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP``
-   within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
-   checked again once a slot is free; a password verified before is still accepted (step 1).
+   within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing
+   (the gateway answers 503 with a Retry-After: unchecked, it may be a neighbour's behind the
+   guesser's NAT), checked again once a slot is free; a password verified before is still accepted (step 1).
    A refusal that checked no password (step 2's concurrent one, a throttled one) is no failure,
    nor is one that hashed nothing for a password refused from the same address and identity in
    the window already (a charger retrying a stale password behind a site's NAT: no new guess, and

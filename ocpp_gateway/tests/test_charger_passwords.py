@@ -75,7 +75,8 @@ async def test_past_the_identity_limit_guesses_are_refused_without_hashing_and_t
     for attempt in range(3):
         assert await handshake_status(strict_server, "CP-GUESSED", f"wrong-guess-{attempt:06}") == 403
     assert "CP-GUESSED: refused, too many failed password checks" not in strict_server.log()
-    assert await handshake_status(strict_server, "CP-GUESSED", "wrong-guess-999999") == 403
+    # Throttled: refused unchecked, told to retry later (503), not that the password is wrong.
+    assert await handshake_status(strict_server, "CP-GUESSED", "wrong-guess-999999") == 503
     assert "CP-GUESSED: refused, too many failed password checks (throttled: not hashed)" in strict_server.log()
     assert await handshake_status(strict_server, "CP-GUESSED", PASSWORD) == 101
 
@@ -86,11 +87,12 @@ async def test_guesses_from_another_address_do_not_lock_out_a_charger_this_proce
     """After a restart, a password change, or on another worker, the charger's password is new to
     the process: guesses from elsewhere throttle their own address, not the charger's."""
     await register("CP-TARGET")
-    for attempt in range(4):
+    for attempt in range(3):
         assert await handshake_status(strict_server, "CP-TARGET", f"wrong-guess-{attempt:06}", "127.0.0.2") == 403
+    assert await handshake_status(strict_server, "CP-TARGET", "wrong-guess-000003", "127.0.0.2") == 503
     assert "CP-TARGET: refused, too many failed password checks (throttled: not hashed)" in strict_server.log()
     assert await handshake_status(strict_server, "CP-TARGET", PASSWORD, "127.0.0.3") == 101
-    assert await handshake_status(strict_server, "CP-TARGET", "wrong-guess-999999", "127.0.0.2") == 403
+    assert await handshake_status(strict_server, "CP-TARGET", "wrong-guess-999999", "127.0.0.2") == 503
 
 
 async def test_forty_concurrent_wrong_passwords_are_all_refused_and_a_legit_charger_connects_meanwhile(
@@ -117,12 +119,20 @@ def throttled_by_address(daphne_factory):
 
 
 async def test_guesses_across_identities_are_throttled_per_address(throttled_by_address, daphne):
-    for charge_point_id in ("CP-A1", "CP-A2", "CP-A3"):
+    """Past the limit a handshake is refused without its password checked: 503 with a Retry-After,
+    not 403 Forbidden, which told a charger behind the same address (a site's NAT, a VPN
+    concentrator) presenting its right password, new to the process (after a restart), that its
+    password was wrong, and many back off for long or stop; it retries and is admitted once the
+    window ends. The guesses themselves were refused 403 before."""
+    for charge_point_id in ("CP-A1", "CP-A2", "CP-A3", "CP-A4"):
         await register(charge_point_id)
     assert await handshake_status(throttled_by_address, "CP-A1", "wrong-password-0001") == 403
     assert await handshake_status(throttled_by_address, "CP-A2", "wrong-password-0002") == 403
-    assert await handshake_status(throttled_by_address, "CP-A3", "wrong-password-0003") == 403
+    status, retry_after = await handshake_refusal(throttled_by_address, "CP-A3", "wrong-password-0003")
+    assert status == 503 and retry_after is not None and int(retry_after) >= 1
     assert "CP-A3: refused, too many failed password checks (throttled: not hashed)" in throttled_by_address.log()
+    status, retry_after = await handshake_refusal(throttled_by_address, "CP-A4", PASSWORD)  # the neighbour
+    assert status == 503 and retry_after is not None and int(retry_after) >= 1
 
 
 async def test_a_charger_retrying_a_stale_password_does_not_lock_out_its_neighbours_behind_the_same_address(
@@ -145,7 +155,7 @@ async def test_a_charger_retrying_a_stale_password_does_not_lock_out_its_neighbo
     assert await handshake_status(throttled_by_address, "CP-NEIGHBOUR", PASSWORD) == 101
     # Guesses (new passwords) from the address still reach the limit: 1 failure so far, 1 more.
     assert await handshake_status(throttled_by_address, "CP-GUESSED-NAT", "wrong-guess-000001") == 403
-    assert await handshake_status(throttled_by_address, "CP-GUESSED-NAT", "wrong-guess-000002") == 403
+    assert await handshake_status(throttled_by_address, "CP-GUESSED-NAT", "wrong-guess-000002") == 503
     assert "CP-GUESSED-NAT: refused, too many failed password checks (throttled: not hashed)" in (
         throttled_by_address.log()
     )
