@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from chargepoints.models import ChargePoint
 from conftest import SUBPROTOCOL, DaphneServer, stop_daphne
@@ -109,3 +110,37 @@ async def test_a_fleet_whose_process_stops_reconnects_to_a_new_process_all_at_on
             await close_all(reconnected)
     finally:
         stop_daphne(second)
+
+
+async def test_a_site_behind_one_address_reconnects_told_to_retry_never_forbidden(daphne_factory, transactional_db):
+    """A site's 200 chargers behind one NAT (or a VPN concentrator: every handshake from one address)
+    reconnect at once past CSMS_MAX_HANDSHAKES_PER_IP (20 here): those beyond it are told to retry
+    (503 with a Retry-After), never 403 Forbidden (read as refused credentials: some chargers back
+    off for long or stop), and every one that honours the Retry-After gets in and boots."""
+    site = [(("1.6" if n % 2 else "2.0.1"), f"CP-NAT-{n:03}") for n in range(200)]
+    await ChargePoint.objects.abulk_create(
+        ChargePoint(charge_point_id=charge_point_id, heartbeat_interval=300) for _, charge_point_id in site
+    )
+    server = daphne_factory(CSMS_MAX_HANDSHAKES_PER_IP="20", CSMS_HANDSHAKE_RETRY_AFTER="1")
+    refusals: Counter[tuple[int, bool]] = Counter()  # (status, with a Retry-After)
+
+    async def until_in(version: str, charge_point_id: str) -> tuple[ClientConnection, str]:
+        for _ in range(60):
+            try:
+                return await connect_and_boot(server, version, charge_point_id, "127.3.0.1")
+            except InvalidStatus as refused:
+                retry_after = refused.response.headers.get("Retry-After")
+                refusals[refused.response.status_code, retry_after is not None] += 1
+                if refused.response.status_code != 503 or retry_after is None:
+                    raise
+                await asyncio.sleep(int(retry_after))
+        raise AssertionError(f"{charge_point_id} still refused after 60 tries")
+
+    results = await asyncio.gather(*(until_in(*charger) for charger in site), return_exceptions=True)
+    try:
+        print(f"\nrefusals of the site's 200 handshakes: {dict(refusals)}")
+        assert not failures(results)
+        assert Counter(status for _, status in results) == {"Accepted": 200}
+        assert set(refusals) <= {(503, True)}
+    finally:
+        await close_all(results)
