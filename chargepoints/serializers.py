@@ -126,8 +126,9 @@ class ChargePointUpdateSerializer(ChargePointSerializer):
 
 
 class HeartbeatIntervalPushSerializer(serializers.Serializer):
-    """The command that pushed a changed heartbeat_interval to the connected charger (1.6
-    ChangeConfiguration HeartbeatInterval, 2.0.1 SetVariables OCPPCommCtrlr.HeartbeatInterval)."""
+    """The command that pushed heartbeat_interval to the connected charger (1.6 ChangeConfiguration
+    HeartbeatInterval, 2.0.1 SetVariables OCPPCommCtrlr.HeartbeatInterval): a changed one, or the
+    stored one given again to a charger known not to keep it."""
 
     command_id = serializers.UUIDField()
     state = serializers.CharField(
@@ -140,9 +141,13 @@ class ChargePointUpdatedSerializer(ChargePointUpdateSerializer):
     """The answer to a PUT or PATCH (the schema's; the view adds the push to the charger's fields)."""
 
     heartbeat_interval_push = HeartbeatIntervalPushSerializer(
-        required=False,  # answered only when the interval changed (read-only fields are documented required)
+        required=False,  # answered only when the interval was pushed (read-only fields are documented required)
         allow_null=True,
-        help_text="Only when heartbeat_interval changed: the push to the charger, null when it is not connected.",
+        help_text=(
+            "Only when heartbeat_interval changed, or was given again while the charger is known not to keep it"
+            " (reported_heartbeat_interval or previous_heartbeat_interval set): the push to the charger, null"
+            " when it is not connected."
+        ),
     )
 
     class Meta(ChargePointUpdateSerializer.Meta):

@@ -31,7 +31,8 @@ connector_status_replayed = Signal()
 
 # An operator changed a charger (the API's update, the admin's commissioning buttons), after the
 # change was saved. Keyword arguments: ``charge_point``, ``previous_state`` (its lifecycle state
-# before), ``previous_interval`` (its heartbeat interval before, s), ``api_key`` (the API's
+# before), ``previous_interval`` (its heartbeat interval before, s), ``interval_given`` (optional: the
+# change gave a heartbeat interval, changed or not), ``api_key`` (the API's
 # ``ApiKey``, or None) and ``user_id`` (the admin's user, or None). A receiver returns the fields it
 # adds to the API's answer (a dict, possibly empty).
 # Receiver: commands (wake a commissioned charger; push a new heartbeat interval).

@@ -122,6 +122,7 @@ class ChargePointViewSet(
             charge_point=charge_point,
             previous_state=previous_state,
             previous_interval=previous_interval,
+            interval_given="heartbeat_interval" in serializer.validated_data,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
             user_id=None,
         )

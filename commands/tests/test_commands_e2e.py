@@ -399,6 +399,92 @@ async def test_changing_the_heartbeat_interval_pushes_it_to_the_connected_charge
     assert [read[field] for field in intervals] == [body[field] for field in intervals]
 
 
+HEARTBEAT_READS = {  # the command reading the charger's interval, and its answer: 300 s, not its stored 60
+    "1.6": (
+        "get_configuration",
+        {"key": ["HeartbeatInterval"]},
+        {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]},
+    ),
+    "2.0.1": (
+        "get_variables",
+        {"get_variable_data": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]},
+        {
+            "getVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "attributeValue": "300",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+    ),
+}
+HEARTBEAT_PUSHES = {  # the push of its stored interval, and the charger's acceptance
+    "1.6": ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}, {"status": "Accepted"}),
+    "2.0.1": (
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "attributeValue": "60",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+        {
+            "setVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_the_stored_heartbeat_interval_given_again_is_pushed_to_a_charger_known_to_keep_another(
+    daphne, api_daphne, api_key, version
+):
+    """Round 51 (strict-charger run twice): a charger that ignores the BootNotification answer's
+    interval reported keeping 300 s (``reported_heartbeat_interval``) while its stored one was 60 s;
+    the operator's PATCH of 60 s, the way to have it take it, sent nothing (the interval had not
+    changed) and answered no ``heartbeat_interval_push``: the charger heartbeated at 300 s for ever.
+    An interval given to a charger known not to keep it is now pushed, as a changed one is."""
+    await register("CP-KEEPS")
+    read, read_body, read_answer = HEARTBEAT_READS[version]
+    action, pushed, push_answer = HEARTBEAT_PUSHES[version]
+    prefix = "ocpp16" if version == "1.6" else "ocpp201"
+    async with raw_socket(daphne, version, "CP-KEEPS") as websocket:
+        url = f"{api_daphne.http_url}/api/v1/{prefix}/CP-KEEPS/{read}"
+        reading = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=read_body))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        await websocket.send(json.dumps([3, call[1], read_answer]))
+        assert (await reading)[0] == 200
+        keeps = ChargePoint.objects.filter(charge_point_id="CP-KEEPS", reported_heartbeat_interval=300)
+        await eventually(keeps.aexists, timeout=10)
+
+        patch = asyncio.create_task(
+            ahttp(
+                f"{api_daphne.http_url}/api/v1/chargepoints/CP-KEEPS",
+                method="PATCH",
+                api_key=api_key,
+                body={"heartbeat_interval": 60},
+            )
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert (call[2], call[3]) == (action, pushed)
+        await websocket.send(json.dumps([3, call[1], push_answer]))
+        status, body = await patch
+    assert status == 200
+    assert (body["heartbeat_interval"], body["heartbeat_interval_push"]["state"]) == (60, "accepted")
+    assert body["reported_heartbeat_interval"] is None  # taken: it heartbeats at 60 s now
+
+
 async def test_wait_false_answers_202_at_once_and_the_outcome_is_polled(daphne, api_daphne, api_key):
     await register("CP-ASYNC")
     async with raw_socket(daphne, "1.6", "CP-ASYNC") as websocket:
