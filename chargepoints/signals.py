@@ -37,3 +37,10 @@ connector_status_replayed = Signal()
 # adds to the API's answer (a dict, possibly empty).
 # Receiver: commands (wake a commissioned charger; push a new heartbeat interval).
 charge_point_changed = Signal()
+
+# The rate units chargers take a charging profile's limit in changed, as their configuration gave
+# them (``rate_units.charging_rate_units_reported``), after the write committed. Keyword arguments:
+# ``charge_point_pks`` (the chargers') and ``units`` (now theirs: "A", "W", "A,W" or "": not known).
+# Receiver: sites (a charger found to take W alone, flagged for refusing the profiles it was sent in A
+# before its units were known, is steered again).
+charging_rate_units_changed = Signal()

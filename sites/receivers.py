@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sites.selectors import site_profile_own
+from sites.services import site_members_unflagged_for_w
 from sites.triggers import site_member_may_be, site_recompute_on_commit
 
 
@@ -26,3 +27,9 @@ def site_recompute_on_draw(
     if not site_member_may_be(charge_point_id=charge_point_id, charge_point_pk=charge_point_pk):
         return
     site_recompute_on_commit(charge_point_id=charge_point_id, charge_point_pk=charge_point_pk)
+
+
+def site_members_rate_units_learned(sender: Any, *, charge_point_pks: list[int], units: str, **kwargs: Any) -> None:
+    """Chargers found to take W alone: ``services.site_members_unflagged_for_w``."""
+    if units == "W":
+        site_members_unflagged_for_w(charge_point_pks=charge_point_pks)

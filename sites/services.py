@@ -158,6 +158,24 @@ def site_member_update(*, member: SiteMember, **fields: Any) -> SiteMember:
     return member
 
 
+def site_members_unflagged_for_w(*, charge_point_pks: list[int]) -> int:
+    """Members whose chargers were found to take charging profiles in W alone, flagged for refusing
+    the site's profiles (``engine``: ``SetChargingProfile ...``), steered again: their flag cleared and
+    their sites recomputed once committed. A charger whose units were not yet known was sent them in
+    A (its first failsafe, a session started before its configuration was read) and flagged for
+    good, counted at its maximum, though it takes what the site sends it in W now. Returns how many."""
+    with transaction.atomic():
+        flagged = list(
+            SiteMember.objects.select_for_update()
+            .filter(charge_point_id__in=charge_point_pks, smart_charging_flag__startswith="SetChargingProfile ")
+            .values_list("pk", "site_id")
+        )
+        SiteMember.objects.filter(pk__in=[pk for pk, _ in flagged]).update(smart_charging_flag="", flagged_at=None)
+        for site_id in sorted({site_id for _, site_id in flagged}):
+            site_recompute_on_commit(site_id=site_id)
+    return len(flagged)
+
+
 def site_member_remove(*, member: SiteMember) -> None:
     """Take a charger off its site: the site is recomputed, and the charger asked to forget the
     site's failsafe default profile (``engine.failsafe_clear_on_commit``)."""

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from chargepoints.signals import charging_rate_units_changed
 
 _UNITS = {"current": "A", "power": "W", "a": "A", "w": "W"}
 
@@ -38,7 +39,11 @@ def charging_rate_units_reported(*, reported: Mapping[int, str | None]) -> None:
 
 
 def _written(by_units: dict[str, list[int]]) -> None:
+    """Each charger's units written where they changed, then ``charging_rate_units_changed`` sent."""
     for units, pks in by_units.items():
-        ChargePoint.objects.filter(pk__in=pks).exclude(charging_rate_units=units).update(
-            charging_rate_units=units, updated_at=timezone.now()
+        changed = list(
+            ChargePoint.objects.filter(pk__in=pks).exclude(charging_rate_units=units).values_list("pk", flat=True)
         )
+        if changed:
+            ChargePoint.objects.filter(pk__in=changed).update(charging_rate_units=units, updated_at=timezone.now())
+            charging_rate_units_changed.send(sender=ChargePoint, charge_point_pks=changed, units=units)

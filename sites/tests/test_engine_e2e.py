@@ -1030,6 +1030,30 @@ async def test_a_charger_taking_profiles_in_w_only_is_sent_them_in_w(site_daphne
     await _site_settled(site_id)
 
 
+async def test_a_charger_flagged_before_its_units_were_read_is_steered_again_once_it_is_known_to_take_w(
+    site_daphne, api_key
+):
+    """Review: a W-only charger whose session began before its configuration was read (its boot's
+    read queued, a car plugged in at boot) was sent its TxProfile in A, rejected it twice and was
+    flagged for good, counted at its maximum, though its units read as W a moment later. Once they
+    are, its flag is cleared and its site recomputed: it is sent its limits in W."""
+    site_id = await _site_with_members(site_daphne, api_key, ["DC-LATE"])
+    await IdTag.objects.acreate(id_tag="CAR")
+    member = SiteMember.objects.filter(charge_point__charge_point_id="DC-LATE")
+    async with ocpp_charger(site_daphne, "1.6", "DC-LATE", client_class=PowerOnlyCar) as dc:
+        await dc.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await dc.begin("CAR")  # sent in A before its units are known: refused
+        await eventually(member.exclude(smart_charging_flag="").aexists, timeout=20)
+
+        url = f"{site_daphne.http_url}/api/v1/ocpp16/DC-LATE/get_configuration"
+        status, body = await ahttp(url, method="POST", api_key=api_key, body={})
+        assert status == 200, body
+        await eventually(_rate_units_known("DC-LATE", "W"))
+        await eventually(lambda: member.filter(smart_charging_flag="").aexists(), timeout=10)
+        await _limits([dc], [32 * 230])
+    await _site_settled(site_id)
+
+
 class PowerOnlyStation(Station):
     """A 2.0.1 DC station: ``SmartChargingCtrlr.RateUnit`` W; it rejects a charging profile in A."""
 
