@@ -258,8 +258,10 @@ def _effective_status(tag: IdTag, at: datetime) -> str:
 # --- Local authorization lists ----------------------------------------------------------------
 
 # A 2.0.1 entry's key: its idToken, a space, its type in parentheses (an idToken has no whitespace:
-# ``commands.body_rules``; a type is one word of IdTokenEnumType)
-_TYPED_ENTRY = re.compile(r"(.*) \(([A-Za-z0-9]+)\)", re.DOTALL)
+# ``commands.body_rules``; a type is one of IdTokenEnumType's, so no 1.6 idTag reads as typed)
+_TYPED_ENTRY = re.compile(
+    r"(.*) \((ISO14443|ISO15693|eMAID|MacAddress|Central|KeyCode|Local|NoAuthorization)\)", re.DOTALL
+)
 _Status = TypeVar("_Status")
 
 

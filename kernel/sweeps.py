@@ -5,7 +5,9 @@ A sweep that let one row's exception out stopped at that row, and every row afte
 handled, at every run (the same row came first again and failed again): one charger whose release
 failed kept every later dead process's chargers online, one campaign whose step failed held back
 every later campaign. The sweeps that loop over rows go through ``each_passed_over``; a row passed
-over is tried again at the next run (each is found again by its condition), alone.
+over is tried again at the next run where the sweep finds its rows by their condition (most), not
+where it has moved past it (the abandoned-commands sweep's owed configuration reads: that one
+charger's mark is lost, no longer every later one's).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from charging.models import AuthorizationStatus, IdTag, LocalAuthList, Reservation, ReservationStatus
-from charging.selectors import id_tag_authorize, local_list_key, local_list_key_parts
+from charging.selectors import id_tag_authorize, local_list_entries_applied, local_list_key, local_list_key_parts
 from charging.services import authorization, charger_state, reservations
 from charging.services.start_reads import starts_read_together
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
@@ -91,6 +91,11 @@ def test_a_2_0_1_local_list_entry_is_its_token_with_its_type(register_charge_poi
     assert local_list.entries == {"old (ISO14443)": "Blocked"}
     assert local_list_key_parts("old (ISO14443)") == ("old", "ISO14443")
     assert local_list_key_parts("OLD") == ("OLD", "")
+    # Review: only IdTokenEnumType's names make a type; a 1.6 idTag "CARD (1)" is a tag of its own.
+    assert local_list_key_parts("CARD (1)") == ("CARD (1)", "")
+    assert local_list_entries_applied({"CARD (1)": "Accepted", "CARD": "Accepted"}, {"card": None}) == {
+        "CARD (1)": "Accepted"
+    }
 
 
 def test_a_local_list_of_tens_of_thousands_of_tags_is_recorded_in_linear_time(register_charge_point):
