@@ -402,6 +402,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
         message["ack"] = asyncio.create_task(self._acknowledge(message))
 
     async def _acknowledge(self, message: dict[str, Any]) -> None:
+        """Tell a command's caller its CALL is queued or sent, unless the caller has stopped waiting
+        (``ack_by``, less ``ACK_MARGIN``): a timer that fires late, the process stalled meanwhile
+        (paused, starved of CPU), must not acknowledge a command its caller already reported not
+        connected (never sent, so sent again by a retry under its Idempotency-Key); left
+        unacknowledged, it is dropped unsent when its turn comes (``_still_awaited``)."""
+        if "ack_by" in message and message["ack_by"] - time.time() <= ACK_MARGIN:
+            return
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up

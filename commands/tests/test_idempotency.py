@@ -19,8 +19,9 @@ from commands.models import Command
 from commands.rpc import ANSWER_UNPROCESSED, NOT_SENT_IN_TIME, CallOutcome, Outcome
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger
-from conftest import ocpp_charger, raw_socket
+from conftest import eventually, ocpp_charger, raw_socket
 from kernel.api_keys import api_key_create
+from ocpp_gateway.rpc import ACK_DELAY
 
 
 def post(url: str, body: dict, *, api_key: str, key: str) -> tuple[int, dict, str]:
@@ -209,6 +210,51 @@ async def test_a_command_that_timed_out_unsent_behind_another_is_sent_by_a_retry
         await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
         assert await retry == (200, {"status": "Accepted"}, second_id)
     assert await Command.objects.filter(state="accepted").acount() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("daphne")  # after the test, waits for the charger's disconnect to be recorded
+async def test_a_command_acknowledged_after_its_caller_gave_up_is_not_sent_and_a_retry_sends_it_once(
+    daphne, daphne_factory, api_key
+):
+    """The charger's process queued a DataTransfer behind an unanswered CALL, then stalled (paused,
+    starved of CPU) past the 3 s its caller waits for the acknowledgement: the caller cleared the
+    presence and answered 503 NotConnected, never sent. The acknowledgement's timer, firing late,
+    still acknowledged the command, which was then sent once its turn came; a retry under its
+    Idempotency-Key sent it a second time. Now a late acknowledgement is not sent and the command
+    is dropped unsent (as one that reaches a stalled process late): the retry sends it, once."""
+    stalling = await asyncio.to_thread(
+        daphne_factory, application="commands.tests.stalled_after_queueing_app:application"
+    )
+    await ChargePoint.objects.acreate(charge_point_id="CP-STALLED", heartbeat_interval=3600)
+    url = f"{daphne.http_url}/api/v1/ocpp16/CP-STALLED/data_transfer"
+    async with raw_socket(stalling, "1.6", "CP-STALLED") as websocket:
+        first = asyncio.create_task(asyncio.to_thread(post, url, {"vendor_id": "first"}, api_key=api_key, key="d-1"))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        await asyncio.sleep(2 * ACK_DELAY)  # the first acknowledged: its caller waits for the answer
+        status, body, stalled_id = await asyncio.to_thread(
+            post, url, {"vendor_id": "stall"}, api_key=api_key, key="d-2"
+        )
+        assert (status, body["error"]) == (503, "NotConnected")
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        assert (await first)[0] == 200
+        with pytest.raises(TimeoutError):
+            frame = await asyncio.wait_for(websocket.recv(), 1)
+            pytest.fail(f"the CSMS sent {frame} after its caller was told NotConnected")
+
+        async def connected_again() -> bool:
+            return bool((await ChargePoint.objects.aget(charge_point_id="CP-STALLED")).connection_channel)
+
+        await eventually(connected_again, timeout=10)  # its presence claimed back once the process runs again
+        retry = asyncio.create_task(asyncio.to_thread(post, url, {"vendor_id": "stall"}, api_key=api_key, key="d-2"))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert call[2:] == ["DataTransfer", {"vendorId": "stall"}]
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        assert await retry == (200, {"status": "Accepted"}, stalled_id)
+        with pytest.raises(TimeoutError):
+            frame = await asyncio.wait_for(websocket.recv(), 1)
+            pytest.fail(f"the CSMS sent {frame}")
+    assert "DataTransfer dropped unsent: its caller stopped waiting" in stalling.log()
 
 
 def post_with_headers(url: str, body: dict, headers: list[tuple[str, str]]) -> tuple[int, dict, str]:
