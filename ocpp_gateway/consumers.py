@@ -96,6 +96,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     _outbound: collections.deque[dict[str, Any]] | None = None
     _outbound_worker: asyncio.Task[None] | None = None
     _current_call: dict[str, Any] | None = None
+    _replying = False  # the worker is delivering a reply (its CALL answered, or never to be sent)
     _replaced_by = ""  # the channel of the connection that replaced this one (``ocpp_close``)
     _text_at_once: Callable[[str], bool] | None = None
 
@@ -440,11 +441,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
         commands left are handed to it (``_forwarded``) instead.
 
         Ends once no command is left, and takes the queue with it (the next command starts a new
-        worker): an idle connection holds neither.
+        worker): an idle connection holds neither. Once the socket ended, it ends after the reply
+        it is delivering (``_replying``), the queue left to ``_abandon_outbound_calls``.
         """
         assert self.router is not None and self._outbound is not None
         queued = False  # whether the request waited behind a CALL (the first did not)
-        while self._outbound:
+        while self._outbound and not self._ended:
             request = self._outbound.popleft()
             self._current_call = request
             remaining = request["deadline"] - time.time()
@@ -473,8 +475,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     reply = dict(_ANSWER_UNPROCESSED)
                 queued = True
             self._current_call = None
-            await self._reply(request, reply)
-        self._outbound = self._outbound_worker = None  # no await since the check: nothing was queued meanwhile
+            self._replying = True
+            try:
+                await self._reply(request, reply)
+            finally:
+                self._replying = False
+        if not self._ended:
+            self._outbound = self._outbound_worker = None  # no await since the check: nothing was queued meanwhile
 
     async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
         if ack := request.pop("ack", None):
@@ -494,12 +501,20 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def _abandon_outbound_calls(self) -> None:
         pending: list[dict[str, Any]] = []
-        if self._outbound_worker is not None:
+        if self._outbound_worker is not None and not self._replying:
+            # Not while it delivers a reply (the charger's answer, had before the socket ended: a
+            # Reset answered, the socket closed at once as the charger reboots): cancelled, that
+            # answer was lost, and with it the acknowledgement its timer no longer sends, so that
+            # its caller took the silence for a dead process: NotConnected, never sent, for a
+            # command the charger carried out. The worker stops after that reply (``_ended``).
             self._outbound_worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._outbound_worker
             if self._current_call:  # sent (or on its way): the charger may have acted on it
                 await self._reply(self._current_call, _ANSWER_LOST)
+        elif self._outbound_worker is not None:  # held until its reply is delivered
+            _replies_delivered.add(self._outbound_worker)
+            self._outbound_worker.add_done_callback(_replies_delivered.discard)
         pending += self._outbound or []
         self._outbound = self._outbound_worker = None
         for request in pending:
@@ -630,6 +645,8 @@ _presence_reclaims: set[asyncio.Task[None]] = set()  # their tasks (strong refer
 DISCONNECT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _disconnect_retries: set[asyncio.Task[None]] = set()
 _connection_ends: set[asyncio.Task[None]] = set()  # ``_connection_ended``'s tasks (strong references)
+# Outbound workers of ended connections, each delivering its last reply (strong references).
+_replies_delivered: set[asyncio.Task[None]] = set()
 
 # The reply to the CALL in flight when the socket closed: not "not connected" (it was sent, and a
 # Reset or a remote start may have been done), but an answer that never came (the API's 504).

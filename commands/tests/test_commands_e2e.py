@@ -540,6 +540,30 @@ async def test_a_call_whose_socket_closes_before_the_answer_is_a_504_not_a_503(d
     assert (await Command.objects.aget(action="Reset")).state == "timeout"
 
 
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_call_answered_right_before_the_socket_closes_passes_the_answer_on(
+    daphne, api_daphne, api_key, version
+):
+    """A charger answers a Reset Accepted and closes its socket at once to reboot. The gateway had
+    the answer, but the socket's end cancelled the delivery of its reply, and with it the
+    acknowledgement its timer no longer sent: the caller took the silence for a dead process, a
+    503 NotConnected ("never sent") for a charger that rebooted, and a retry under the command's
+    Idempotency-Key reset it again. Now the answer is passed on."""
+    await register("CP-REBOOTING")
+    path = "ocpp16/CP-REBOOTING/reset" if version == "1.6" else "ocpp201/CP-REBOOTING/reset"
+    body, answer = ({"type": "Hard"}, "Accepted") if version == "1.6" else ({"type": "Immediate"}, "Accepted")
+    async with raw_socket(daphne, version, "CP-REBOOTING") as websocket:
+        post = asyncio.create_task(
+            ahttp(f"{api_daphne.http_url}/api/v1/{path}", method="POST", api_key=api_key, body=body)
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert call[2] == "Reset"
+        await websocket.send(json.dumps([3, call[1], {"status": answer}]))
+    status, reply = await post
+    assert (status, reply) == (200, {"status": answer})
+    assert (await Command.objects.aget(action="Reset")).state == "accepted"
+
+
 @pytest.mark.parametrize(
     "answer",
     [
