@@ -407,8 +407,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         (``ack_by``, less ``ACK_MARGIN``): a timer that fires late, the process stalled meanwhile
         (paused, starved of CPU), must not acknowledge a command its caller already reported not
         connected (never sent, so sent again by a retry under its Idempotency-Key); left
-        unacknowledged, it is dropped unsent when its turn comes (``_still_awaited``)."""
-        if "ack_by" in message and message["ack_by"] - time.time() <= ACK_MARGIN:
+        unacknowledged, it is dropped unsent when its turn comes (``_still_awaited``). One already
+        written to the socket (``sent``) is acknowledged however late: the charger has it."""
+        if "ack_by" in message and not message.get("sent") and message["ack_by"] - time.time() <= ACK_MARGIN:
             return
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
@@ -462,6 +463,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 reply = dict(_NOT_SENT_IN_TIME)
             else:
                 try:
+                    request["sent"] = True  # its late acknowledgement is not dropped (``_acknowledge``)
                     reply = await self.router.send_call(request["action"], request["payload"], remaining)
                 except CallNotSent as error:  # e.g. the socket closed under us: nothing went out
                     logger.warning("%s: could not send %s: %s", self.charge_point_id, request["action"], error)

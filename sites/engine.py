@@ -333,10 +333,24 @@ def _record(site: Site, change: Change, command: _Answer | None, now: datetime, 
         logger.warning("%s: TxProfile rejected (command %s)", change.member.charge_point.charge_point_id, command.id)
         unanswered.refused.add(change.view.transaction.pk)
         return False
+    if command.state == CommandState.REJECTED and _found_to_take_watts_only_since(change.member):
+        # Sent in A while its units were not known; read as W alone since (its configuration's
+        # answer came while the profile waited behind it): not a refusal, the next pass sends W.
+        logger.info("%s: profile in A rejected; it takes W alone", charge_point.charge_point_id)
+        unanswered.note(change)
+        return False
     if command.state in (CommandState.REJECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE):
         return _flag(change.member, f"SetChargingProfile {command.state} (command {command.id})", now)
     unanswered.note(change)  # timeout or gone: fixed load from the next pass on
     return False
+
+
+def _found_to_take_watts_only_since(member: SiteMember) -> bool:
+    """Whether the member's charger, sent A (its units as the pass read them), is known to take W
+    alone now (``selectors.member_takes_watts_only``, read again: one statement, on a rejection)."""
+    if selectors.member_takes_watts_only(member=member):
+        return False
+    return ChargePoint.objects.filter(pk=member.charge_point_id, charging_rate_units="W").exists()
 
 
 def _rejected_before(change: Change, command: Command) -> bool:

@@ -168,6 +168,7 @@ def site_members_unflagged_for_w(*, charge_point_pks: list[int]) -> int:
         flagged = list(
             SiteMember.objects.select_for_update()
             .filter(charge_point_id__in=charge_point_pks, smart_charging_flag__startswith="SetChargingProfile ")
+            .order_by("pk")
             .values_list("pk", "site_id")
         )
         SiteMember.objects.filter(pk__in=[pk for pk, _ in flagged]).update(smart_charging_flag="", flagged_at=None)

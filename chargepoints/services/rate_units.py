@@ -6,6 +6,7 @@ W alone its limits in W); the configuration app reports what it learns here."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from django.db import transaction
@@ -13,6 +14,8 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from chargepoints.signals import charging_rate_units_changed
+
+logger = logging.getLogger(__name__)
 
 _UNITS = {"current": "A", "power": "W", "a": "A", "w": "W"}
 
@@ -39,11 +42,20 @@ def charging_rate_units_reported(*, reported: Mapping[int, str | None]) -> None:
 
 
 def _written(by_units: dict[str, list[int]]) -> None:
-    """Each charger's units written where they changed, then ``charging_rate_units_changed`` sent."""
+    """Each charger's units written where they changed, every group first; then
+    ``charging_rate_units_changed`` sent for each (a receiver that raises is logged: the others and
+    the writes stand)."""
+    changed_by_units: dict[str, list[int]] = {}
     for units, pks in by_units.items():
         changed = list(
             ChargePoint.objects.filter(pk__in=pks).exclude(charging_rate_units=units).values_list("pk", flat=True)
         )
         if changed:
             ChargePoint.objects.filter(pk__in=changed).update(charging_rate_units=units, updated_at=timezone.now())
-            charging_rate_units_changed.send(sender=ChargePoint, charge_point_pks=changed, units=units)
+            changed_by_units[units] = changed
+    for units, changed in changed_by_units.items():
+        for receiver, error in charging_rate_units_changed.send_robust(
+            sender=ChargePoint, charge_point_pks=changed, units=units
+        ):
+            if isinstance(error, Exception):
+                logger.error("%s failed on rate units %r of chargers %s", receiver, units, changed, exc_info=error)

@@ -389,3 +389,38 @@ def test_a_session_under_its_failsafe_default_is_counted_at_the_one_its_charger_
     [view] = site_sessions(site=site, now=now)
     assert view.held_a == Decimal(16)
     assert fixed_load(view=view, failsafe_a=Decimal(8), now=now) == Decimal(16)
+
+
+@pytest.mark.django_db
+def test_a_profile_in_a_rejected_by_a_charger_found_to_take_w_alone_meanwhile_flags_nothing(register_charge_point):
+    """Review: a failsafe sent in A while the charger's units were not known, waiting behind its
+    configuration read, which then read them as W alone: its rejection flagged the charger for good
+    (counted at its maximum) though it takes what the site sends in W. Not a refusal: the charger is
+    left to the next pass or recompute, which sends W; one whose units were known is flagged."""
+    from commands.models import Command, CommandState
+    from sites.engine import Change, _record, _Unanswered
+
+    site = Site.objects.create(name="Depot", phases=1, capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-DC")
+    member = SiteMember.objects.select_related("charge_point").get(
+        pk=SiteMember.objects.create(site=site, charge_point=charge_point).pk
+    )
+    rejected = Command.objects.create(
+        charge_point_identity="CP-DC",
+        ocpp_version="1.6",
+        command="set_charging_profile",
+        action="SetChargingProfile",
+        state=CommandState.REJECTED,
+    )
+    change = Change(member=member, limit_a=Decimal(16), previous_a=Decimal(0))
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    ChargePoint.objects.filter(pk=charge_point.pk).update(charging_rate_units="W")  # read while the profile waited
+    unanswered = _Unanswered()
+    assert _record(site, change, rejected, now, unanswered) is False
+    member.refresh_from_db()
+    assert (member.smart_charging_flag, unanswered.chargers) == ("", {charge_point.pk})
+
+    ChargePoint.objects.filter(pk=charge_point.pk).update(charging_rate_units="A")  # its units were known: A
+    assert _record(site, change, rejected, now, _Unanswered()) is False
+    member.refresh_from_db()
+    assert member.smart_charging_flag.startswith("SetChargingProfile rejected")
