@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,9 +94,14 @@ def is_heartbeat_interval(key: tuple[Any, ...]) -> bool:
 def reported_heartbeat_interval(report_data: Sequence[dict[str, Any]]) -> str | None:
     """The Actual value of ``OCPPCommCtrlr.HeartbeatInterval`` among a report's items (ReportDataType,
     snake_case; the last given), None when they give none: the interval the charger heartbeats at."""
+    return _reported_actual(report_data, is_heartbeat_interval)
+
+
+def _reported_actual(report_data: Sequence[dict[str, Any]], is_wanted: Callable[[tuple[Any, ...]], bool]) -> str | None:
+    """The Actual value (the last given) of the variable ``is_wanted`` names among a report's items."""
     reported = None
     for item in report_data:
-        if not is_heartbeat_interval(variable_identity(item["component"], item["variable"])):
+        if not is_wanted(variable_identity(item["component"], item["variable"])):
             continue
         for attribute in item["variable_attribute"]:
             value = attribute.get("value")
@@ -117,15 +122,7 @@ def is_rate_unit(key: tuple[Any, ...]) -> bool:
 def reported_rate_unit(report_data: Sequence[dict[str, Any]]) -> str | None:
     """The Actual value of ``SmartChargingCtrlr.RateUnit`` among a report's items (the last given),
     None when they give none."""
-    reported = None
-    for item in report_data:
-        if not is_rate_unit(variable_identity(item["component"], item["variable"])):
-            continue
-        for attribute in item["variable_attribute"]:
-            value = attribute.get("value")
-            if attribute.get("type", AttributeType.ACTUAL) == AttributeType.ACTUAL and isinstance(value, str):
-                reported = value
-    return reported
+    return _reported_actual(report_data, is_rate_unit)
 
 
 def identity_digest(key: tuple[Any, ...]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeGuard
@@ -562,30 +562,28 @@ HEARTBEAT_INTERVAL_KEY = "HeartbeatInterval"
 
 
 def _heartbeat_interval_read(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
-    reported = [
-        attribute.value
-        for attribute in attributes
-        if attribute.type == AttributeType.ACTUAL
-        and attribute.value is not None
-        and is_heartbeat_interval(variable_identity(attribute.component, attribute.variable))
-    ]
-    if reported:
-        heartbeat_intervals_reported(reported={charge_point.pk: reported[-1]})
+    if (reported := _actual_read(attributes, is_heartbeat_interval)) is not None:
+        heartbeat_intervals_reported(reported={charge_point.pk: reported})
 
 
 def _rate_unit_read(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
     """The ``SmartChargingCtrlr.RateUnit`` (Actual) a report, a GetVariables answer or an accepted
     SetVariables gives, kept on the charger (``charging_rate_units_reported``); a SetVariables
     answered RebootRequired (no value yet) changes nothing."""
+    if (reported := _actual_read(attributes, is_rate_unit)) is not None:
+        charging_rate_units_reported(reported={charge_point.pk: reported})
+
+
+def _actual_read(attributes: list[ReportedAttribute], is_wanted: Callable[[tuple[Any, ...]], bool]) -> str | None:
+    """The last Actual value given among ``attributes`` of the variable ``is_wanted`` names, or None."""
     reported = [
         attribute.value
         for attribute in attributes
         if attribute.type == AttributeType.ACTUAL
         and attribute.value is not None
-        and is_rate_unit(variable_identity(attribute.component, attribute.variable))
+        and is_wanted(variable_identity(attribute.component, attribute.variable))
     ]
-    if reported:
-        charging_rate_units_reported(reported={charge_point.pk: reported[-1]})
+    return reported[-1] if reported else None
 
 
 def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
