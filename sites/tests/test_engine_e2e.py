@@ -4,7 +4,8 @@ daphne that apply the profiles they receive and report MeterValues of what their
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -90,6 +91,28 @@ class Car(V16Client):
         self.transaction_id = None
 
 
+class RejectingCar(Car):
+    """A charger that rejects every charging profile, its boot's failsafe too."""
+
+    answer = "Rejected"
+
+
+@asynccontextmanager
+async def _booted(server: DaphneServer, ids: list[str], *classes: type[Car]) -> AsyncIterator[Any]:
+    """The 1.6 chargers ``ids`` connected (the i-th a ``classes[i]``, a ``Car`` past them) and booted in
+    order; yields them as a list, closed in the reverse order."""
+    async with AsyncExitStack() as stack:
+        cars = []
+        for i, charge_point_id in enumerate(ids):
+            client_class = classes[i] if i < len(classes) else Car
+            cars.append(
+                await stack.enter_async_context(ocpp_charger(server, "1.6", charge_point_id, client_class=client_class))
+            )
+        for car in cars:
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        yield cars
+
+
 @pytest.fixture(scope="module")
 def site_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
     """A daphne that sends every change at once (no hysteresis, no interval between profiles), with
@@ -159,15 +182,8 @@ async def test_four_chargers_share_a_32_a_site(site_daphne, api_key):
     ids = ["SITE-A", "SITE-B", "SITE-C", "SITE-D"]
     await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
-        ocpp_charger(site_daphne, "1.6", ids[2], client_class=Car) as c,
-        ocpp_charger(site_daphne, "1.6", ids[3], client_class=Car) as d,
-    ):
-        cars = [a, b, c, d]
-        for car in cars:
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids) as cars:
+        a, b, c, d = cars
 
         await a.begin("CAR")  # one session: the whole connection; every member holds its 8 A failsafe
         await _limits(cars, [32, 8, 8, 8])
@@ -216,13 +232,7 @@ async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum_and_fla
     await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
     await SiteMember.objects.filter(charge_point__charge_point_id="REJ-B").aupdate(max_current_a=Decimal(20))
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
-    ):
-        b.answer = "Rejected"
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids, Car, RejectingCar) as (a, b):
         await b.begin("CAR")
         flagged = SiteMember.objects.filter(charge_point__charge_point_id="REJ-B").exclude(smart_charging_flag="")
         await eventually(flagged.aexists, timeout=15)
@@ -300,12 +310,7 @@ async def test_rises_wait_for_the_profile_interval_and_decreases_do_not(daphne, 
     ids = ["RATE-A", "RATE-B"]
     await _site_with_members(daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(daphne, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(daphne, "1.6", ids[1], client_class=Car) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(daphne, ids) as (a, b):
         await a.begin("CAR")
         await _limits([a], [32])
         await b.begin("CAR")
@@ -363,12 +368,7 @@ async def test_a_charger_whose_profiles_an_operator_cleared_is_sent_its_limits_a
     ids = ["WIPE-A", "WIPE-B", "WIPE-C"]  # failsafe: 32 / 3 = 10.6 A
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids[:2]) as (a, b):
         await a.begin("CAR")
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
@@ -388,12 +388,7 @@ async def test_a_session_whose_tx_profile_an_operator_s_profile_replaced_is_sent
     ids = ["OVER-A", "OVER-B", "OVER-C"]  # failsafe: 32 / 3 = 10.6 A
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids[:2]) as (a, b):
         await a.begin("CAR")
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
@@ -425,12 +420,7 @@ async def test_the_allocation_history_lists_a_session_charging_under_its_failsaf
     ids = ["HIST-A", "HIST-B"]  # failsafe: 32 / 2 = 16 A
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids) as (a, b):
         await a.begin("CAR")
         await _limits([a], [32])
         await b.begin("CAR")
@@ -471,6 +461,12 @@ class SilentCar(Car):
         await super().route_message(raw_msg)
 
 
+class MutedCar(SilentCar):
+    """A ``SilentCar`` silent from its boot on: it never takes even the site's failsafe."""
+
+    silent = True
+
+
 @pytest.fixture(scope="module")
 def quick_timeout_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
     return daphne_factory(
@@ -491,12 +487,7 @@ async def test_a_charger_silent_on_profiles_is_held_at_its_limit_and_the_others_
     ids = ["MUTE-A", "MUTE-B"]
     site_id = await _site_with_members(server, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(server, "1.6", ids[0], client_class=SilentCar) as a,
-        ocpp_charger(server, "1.6", ids[1], client_class=Car) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(server, ids, SilentCar) as (a, b):
         await a.begin("CAR")
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
@@ -520,14 +511,7 @@ async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decr
     ids = ["HUSH-A", "HUSH-B", "HUSH-S"]  # failsafe: 32 / 3 = 10.6 A
     site_id = await _site_with_members(server, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(server, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(server, "1.6", ids[1], client_class=Car) as b,
-        ocpp_charger(server, "1.6", ids[2], client_class=SilentCar) as silent,
-    ):
-        silent.silent = True
-        for car in (a, b, silent):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(server, ids, Car, Car, MutedCar) as (a, b, _silent):
         await a.begin("CAR")
         await _limits([a], [32])
         await b.begin("CAR")
@@ -564,14 +548,7 @@ async def test_chargers_silent_on_profiles_are_awaited_together_not_one_after_th
     ids = ["QUIET-A", "QUIET-S1", "QUIET-S2"]
     site_id = await _site_with_members(server, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(server, "1.6", ids[0], client_class=Car) as a,
-        ocpp_charger(server, "1.6", ids[1], client_class=SilentCar) as s1,
-        ocpp_charger(server, "1.6", ids[2], client_class=SilentCar) as s2,
-    ):
-        s1.silent = s2.silent = True
-        for car in (a, s1, s2):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(server, ids, Car, MutedCar, MutedCar) as (a, *_silent):
         await a.begin("CAR")
         silent_asked = Command.objects.filter(charge_point_identity__in=ids[1:], command="set_charging_profile")
         await eventually(lambda: _count_is(silent_asked.exclude(state=CommandState.PENDING), 2), timeout=15)
@@ -731,12 +708,7 @@ async def test_an_operator_s_tx_profile_above_the_site_s_stack_level_is_counted_
     ids = ["STACK-A", "STACK-B", "STACK-C"]  # failsafe: 32 / 3 = 10.6 A
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=StackedCar) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=StackedCar) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids[:2], StackedCar, StackedCar) as (a, b):
         await a.begin("CAR")
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
@@ -796,12 +768,7 @@ async def test_a_tx_profile_rejected_for_a_transaction_the_charger_just_ended_do
     ids = ["GONE-A", "GONE-B"]  # failsafe: 16 A
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=StoppingCar) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=StoppingCar) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids, StoppingCar, StoppingCar) as (a, b):
         await a.begin("CAR")
         await _limits([a], [32])
         a.stopped = True
@@ -851,12 +818,7 @@ async def test_an_operator_s_tx_default_profile_above_the_failsafe_is_counted_by
     ids = ["DEFAULT-A", "DEFAULT-B"]  # failsafe: 32 / 2 = 16 A
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=StackedCar) as a,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=StackedCar) as b,
-    ):
-        for car in (a, b):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids, StackedCar, StackedCar) as (a, b):
         profile = {
             "charging_profile_id": 9,
             "stack_level": 1,
@@ -993,12 +955,7 @@ async def test_a_charger_taking_profiles_in_w_only_is_sent_them_in_w(site_daphne
     ids = ["DC-W", "AC-A"]
     site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
-    async with (
-        ocpp_charger(site_daphne, "1.6", ids[0], client_class=PowerOnlyCar) as dc,
-        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as ac,
-    ):
-        for car in (dc, ac):
-            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+    async with _booted(site_daphne, ids, PowerOnlyCar) as (dc, ac):
         url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[0]}/get_configuration"
         status, body = await ahttp(url, method="POST", api_key=api_key, body={})
         assert status == 200, body
