@@ -38,6 +38,17 @@ from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
 V16_LOG_TYPE = "Diagnostics"
+# A reported upload status (1.6 DiagnosticsStatus, and a lenient model's UploadLogStatus in it; 2.0.1
+# UploadLogStatusEnumType) -> the log upload's state; Idle and AcceptedCanceled report nothing.
+LOG_STATUS_STATE = {
+    "Uploading": "uploading",
+    "Uploaded": "uploaded",
+    "UploadFailed": "failed",
+    "UploadFailure": "failed",
+    "BadMessage": "failed",
+    "NotSupportedOperation": "failed",
+    "PermissionDenied": "failed",
+}
 
 
 def _ocpp_time(moment: datetime | None) -> str | None:

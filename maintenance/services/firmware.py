@@ -39,6 +39,24 @@ from webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
 
+# A reported firmware status (1.6 FirmwareStatus, core and security whitepaper; 2.0.1
+# FirmwareStatusEnumType) -> its campaign target's progress; Idle reports nothing.
+FIRMWARE_STATUS_PROGRESS = {
+    "DownloadScheduled": "downloading",
+    "Downloading": "downloading",
+    "DownloadPaused": "downloading",
+    "Downloaded": "downloaded",
+    "SignatureVerified": "downloaded",
+    "InstallScheduled": "installing",
+    "InstallRebooting": "installing",
+    "Installing": "installing",
+    "Installed": "installed",
+    "DownloadFailed": "failed",
+    "InstallationFailed": "failed",
+    "InstallVerificationFailed": "failed",
+    "InvalidSignature": "failed",
+}
+
 FINISHED = (TargetState.INSTALLED, TargetState.FAILED, TargetState.SKIPPED)
 # Why an UpdateFirmware that was not accepted failed its charger, by command state.
 _UNDELIVERED: dict[str, str] = {

@@ -14,33 +14,6 @@ from maintenance.services import diagnostics, firmware
 from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, before_sending, unsent
 from ocpp_gateway.group_commit import in_commit_group
 
-# FirmwareStatus (core and security whitepaper) -> campaign target state; Idle reports nothing.
-FIRMWARE_PROGRESS = {
-    "DownloadScheduled": "downloading",
-    "Downloading": "downloading",
-    "DownloadPaused": "downloading",
-    "Downloaded": "downloaded",
-    "SignatureVerified": "downloaded",
-    "InstallScheduled": "installing",
-    "InstallRebooting": "installing",
-    "Installing": "installing",
-    "Installed": "installed",
-    "DownloadFailed": "failed",
-    "InstallationFailed": "failed",
-    "InstallVerificationFailed": "failed",
-    "InvalidSignature": "failed",
-}
-# DiagnosticsStatus (and a lenient model's UploadLogStatus in it) -> log upload state; Idle reports nothing.
-UPLOAD_PROGRESS = {
-    "Uploading": "uploading",
-    "Uploaded": "uploaded",
-    "UploadFailed": "failed",
-    "UploadFailure": "failed",
-    "BadMessage": "failed",
-    "NotSupportedOperation": "failed",
-    "PermissionDenied": "failed",
-}
-
 
 class FirmwareHandlers:
     id: str
@@ -74,15 +47,15 @@ class FirmwareHandlers:
         firmware.firmware_target_resend_undone(command=command)
 
     async def _firmware_status(self, status: str) -> None:
-        if status in FIRMWARE_PROGRESS:
+        if status in firmware.FIRMWARE_STATUS_PROGRESS:
             await in_commit_group(firmware.firmware_status_record)(
-                charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status
+                charge_point_id=self.id, progress=firmware.FIRMWARE_STATUS_PROGRESS[status], status=status
             )
 
     async def _upload_status(self, status: str) -> None:
-        if status in UPLOAD_PROGRESS:
+        if status in diagnostics.LOG_STATUS_STATE:
             await in_commit_group(diagnostics.log_status_record)(
-                charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status
+                charge_point_id=self.id, state=diagnostics.LOG_STATUS_STATE[status], status=status
             )
 
     @on(Action.firmware_status_notification)

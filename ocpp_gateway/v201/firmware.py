@@ -22,32 +22,6 @@ from ocpp_gateway.command_routes import (
 )
 from ocpp_gateway.group_commit import in_commit_group
 
-# FirmwareStatusEnumType -> campaign target state; Idle reports nothing.
-FIRMWARE_PROGRESS = {
-    "DownloadScheduled": "downloading",
-    "Downloading": "downloading",
-    "DownloadPaused": "downloading",
-    "Downloaded": "downloaded",
-    "SignatureVerified": "downloaded",
-    "InstallScheduled": "installing",
-    "InstallRebooting": "installing",
-    "Installing": "installing",
-    "Installed": "installed",
-    "DownloadFailed": "failed",
-    "InstallationFailed": "failed",
-    "InstallVerificationFailed": "failed",
-    "InvalidSignature": "failed",
-}
-# UploadLogStatusEnumType -> log upload state; Idle and AcceptedCanceled report nothing.
-UPLOAD_PROGRESS = {
-    "Uploading": "uploading",
-    "Uploaded": "uploaded",
-    "UploadFailure": "failed",
-    "BadMessage": "failed",
-    "NotSupportedOperation": "failed",
-    "PermissionDenied": "failed",
-}
-
 
 class FirmwareHandlers:
     id: str
@@ -87,9 +61,12 @@ class FirmwareHandlers:
     async def on_firmware_status_notification(
         self, status: str, request_id: int | None = None, **_: Any
     ) -> call_result.FirmwareStatusNotification:
-        if status in FIRMWARE_PROGRESS:
+        if status in firmware.FIRMWARE_STATUS_PROGRESS:
             await in_commit_group(firmware.firmware_status_record)(
-                charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
+                charge_point_id=self.id,
+                progress=firmware.FIRMWARE_STATUS_PROGRESS[status],
+                status=status,
+                request_id=request_id,
             )
         return call_result.FirmwareStatusNotification()
 
@@ -97,8 +74,11 @@ class FirmwareHandlers:
     async def on_log_status_notification(
         self, status: str, request_id: int | None = None, **_: Any
     ) -> call_result.LogStatusNotification:
-        if status in UPLOAD_PROGRESS:
+        if status in diagnostics.LOG_STATUS_STATE:
             await in_commit_group(diagnostics.log_status_record)(
-                charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status, request_id=request_id
+                charge_point_id=self.id,
+                state=diagnostics.LOG_STATUS_STATE[status],
+                status=status,
+                request_id=request_id,
             )
         return call_result.LogStatusNotification()
