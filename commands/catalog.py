@@ -163,7 +163,7 @@ def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, 
     A field in camelCase (``expiryDateTime``), or misspelt into one once converted (``type_``,
     ``connector__id``), is an error of its own, named with its snake_case spelling: it would pass the
     schema once converted, but the CSMS reads the body's snake_case fields. Then what the
-    schema cannot say (``schemas.value_errors``: times, 32-bit integers) and the rules the OCPP
+    schema cannot say (``schemas.value_errors``: times, URIs, 32-bit integers) and the rules the OCPP
     specification states in prose (``body_rules``)."""
     camel = payload_case.camel_case_keys(body)
     if camel:

@@ -99,6 +99,12 @@ INT32_RANGE = range(-(2**31), 2**31)
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
+# An absolute URI (RFC 3986 §3, §4.3: a scheme, ``:``, then URI characters, percent-encoded or not),
+# what a ``uri`` of the 1.6 schemas names (UpdateFirmware's and GetDiagnostics' ``location``): the
+# charger fetches or uploads there, and no relative, empty or space-holding one can be used.
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+", re.ASCII)
+
+
 # Already as OCPP sends times: UTC (``Z``), at most three decimals. Kept as written.
 _UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z", re.ASCII)
 
@@ -160,8 +166,8 @@ def value_errors(
 ) -> dict[tuple[str | int, ...], str]:
     """What the schema of ``action`` cannot say about a schema-valid request ``payload``: a
     ``date-time`` that is not RFC 3339 with its offset (OCPP times; jsonschema checks no format
-    here), an integer beyond 32 bits, a negative count, id, duration or limit (``NON_NEGATIVE``).
-    Keyed by path (``request_values``)."""
+    here), a ``uri`` that is not an absolute URI (``_URI``), an integer beyond 32 bits, a negative
+    count, id, duration or limit (``NON_NEGATIVE``). Keyed by path (``request_values``)."""
     errors: dict[tuple[str | int, ...], str] = {}
     name = named or (lambda key: key)
     for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
@@ -169,6 +175,11 @@ def value_errors(
             parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
             if parsed is None or parsed.year < 1000:  # UTC holds it in four digits
                 errors[path] = f"{value!r} is not an RFC 3339 date-time with its offset (2027-01-31T09:00:00Z)."
+        elif schema.get("format") == "uri" and isinstance(value, str) and not _URI.fullmatch(value):
+            errors[path] = (
+                f"{value!r} is not an absolute URI: a scheme and where (https://files.example.com/fw.bin,"
+                " ftp://user:password@host/path), any space or other character outside URIs percent-encoded."
+            )
         elif schema.get("type") == "integer" and isinstance(value, int) and value not in INT32_RANGE:
             errors[path] = f"{value} is beyond OCPP's 32-bit integers ({INT32_RANGE[0]} to {INT32_RANGE[-1]})."
         elif path and isinstance(path[-1], str) and name(path[-1]) in NON_NEGATIVE and _negative(value):

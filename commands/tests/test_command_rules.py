@@ -77,6 +77,7 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
 FULL_WIDTH_DIGITS = "2031-01-01T10:00:00Z".translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
 ONE_ENTRY = {"local_authorization_list": [LIST_ENTRY]}
 LOG = {"remote_location": "https://logs.example/upload"}
+FUTURE = "2031-01-01T00:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -161,6 +162,11 @@ LOG = {"remote_location": "https://logs.example/upload"}
             "cs_charging_profiles.stack_level",
         ),
         ("1.6", "get_diagnostics", {"location": "ftp://x/", "start_time": "garbage"}, "start_time"),
+        # Probe: a location the schema's format "uri" refuses was sent, the charger unable to use it
+        ("1.6", "get_diagnostics", {"location": ""}, "location"),
+        ("1.6", "get_diagnostics", {"location": "uploads.example.com/diag"}, "location"),
+        ("1.6", "update_firmware", {"location": "fw.example.com/fw.bin", "retrieve_date": FUTURE}, "location"),
+        ("1.6", "update_firmware", {"location": "https://fw.example.com/a b", "retrieve_date": FUTURE}, "location"),
         (
             "1.6",
             "get_diagnostics",
@@ -592,6 +598,8 @@ def test_a_full_local_list_of_version_0_without_entries_clears_the_list_and_is_s
         ("change_configuration", {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register"}),
         ("reserve_now", RESERVE16),
         ("reserve_now", {**RESERVE16, "expiry_date": "2020-01-01T00:00:00Z"}),  # past: it ends at once
+        ("update_firmware", {"location": "https://fw.example.com/fw%202.bin?v=1&t=a~b", "retrieve_date": FUTURE}),
+        ("get_diagnostics", {"location": "ftp://user:p%40ss@[2001:db8::1]:2121/diag/"}),
         ("set_charging_profile", {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "transaction_id": 5}}),
     ],
 )
