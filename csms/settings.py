@@ -451,6 +451,9 @@ CSMS_HANDSHAKE_RETRY_AFTER = env_int("CSMS_HANDSHAKE_RETRY_AFTER", 10, minimum=1
 # Seconds a charger's WebSocket handshake may take in the gateway (admission, presence) before it is answered
 # 503 with Retry-After like a refused one (daphne's --websocket_connect_timeout, 5 s, answered 403; issue 15).
 CSMS_HANDSHAKE_TIMEOUT = env_int("CSMS_HANDSHAKE_TIMEOUT", 7, minimum=1)
+# Seconds a connection may take to send a request's line and headers, from its start (on a kept-alive one,
+# from its next request's first byte) before it is answered 408 and closed (slow-loris; kernel/request_heads.py).
+CSMS_REQUEST_HEAD_TIMEOUT = env_int("CSMS_REQUEST_HEAD_TIMEOUT", 30, minimum=1)
 CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
 # Prometheus metrics on /metrics, added up over every process of the host through the files in
 # CSMS_METRICS_DIR (prometheus-client multiprocess mode reads PROMETHEUS_MULTIPROC_DIR at import).

@@ -165,6 +165,7 @@ from twisted.python import log as twisted_log
 from kernel.api_errors import error_body
 from kernel.consumer_loop import cancel_safe
 from kernel.request_bodies import request_bodies_bounded
+from kernel.request_heads import head_deadline_started, head_deadline_stopped, request_heads_timed
 from kernel.websocket_frames import text_frame_sent, text_frames_delivered
 
 logger = logging.getLogger(__name__)
@@ -683,10 +684,12 @@ def _upgraded_at_once(data_received: Callable[[Any, bytes], None]) -> Callable[[
             else None
         )
         if query is None:
+            head_deadline_started(channel)  # a kept-alive connection's next request: timed from its first byte
             data_received(channel, data)
             return
         assert gate is not None and server is not None
         channel.setTimeout(None)  # as the channel does once a request is read: the socket is not its any more
+        head_deadline_stopped(channel)
         if gate.full():
             gate.refuse(transport)
             return
@@ -1180,6 +1183,7 @@ def daphne_server_install() -> None:
     if not hasattr(WebRequest.handle_reply, "__wrapped__"):  # not yet installed
         WebRequest.handle_reply = _answer_written_whole(WebRequest.handle_reply, tcp.Connection)
     request_bodies_bounded(WebRequest)  # a body over its path's bound refused as it arrives
+    request_heads_timed(HTTPChannel)  # a head not in within CSMS_REQUEST_HEAD_TIMEOUT answered 408
     if not hasattr(HTTPChannel.lineLengthExceeded, "__wrapped__"):  # not yet installed
         HTTPChannel.lineLengthExceeded = _long_line_answered(HTTPChannel.lineLengthExceeded)  # type: ignore[method-assign]
     _reason_phrases_known()

@@ -208,6 +208,13 @@ RELIED_ON = [
     ("daphne.server", "Server", "listen_success", "241962deb8ba1c9f"),
     ("daphne.ws_protocol", "WebSocketProtocol", "applicationCreateWorked", "c4585dc514863077"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "sendCloseFrame", "681ac2a6f1791121"),
+    # kernel.request_heads: the channel's idle timer restarted by every read (why a head is timed on
+    # its own), the end of a head, the close of a timed-out client, the end of a connection.
+    ("twisted.web.http", "HTTPChannel", "connectionMade", "a2d85a96d0ae5d1e"),
+    ("twisted.web.http", "HTTPChannel", "dataReceived", "3be6180306c76eeb"),
+    ("twisted.web.http", "HTTPChannel", "allHeadersReceived", "8798e503dedb7c11"),
+    ("twisted.web.http", "HTTPChannel", "timeoutConnection", "c0d73d7cf15f0dd5"),
+    ("twisted.web.http", "HTTPChannel", "connectionLost", "b15bdb7eb93143d9"),
 ]
 
 
