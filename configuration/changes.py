@@ -17,6 +17,7 @@ from commands.models import Command, CommandState
 from commands.outcomes import answered
 from commands.rpc import CallOutcome
 from commands.services import (
+    CommandRefused,
     CommandRequest,
     command_complete,
     command_own,
@@ -288,11 +289,62 @@ def configuration_change(
 
     1.6: ``changes`` are ``{"key", "value"}``, one ChangeConfiguration each, in order, stopping at the
     first left unanswered. 2.0.1: ``{"component", "variable", "attribute_type"?, "value"}``, one
-    SetVariables. Raises ``ConfigurationUnanswered`` when nothing was answered, ``CommandRefused``.
+    SetVariables. Raises ``ConfigurationUnanswered`` when nothing was answered, ``CommandRefused``:
+    ``ValidationError`` naming the value (``keys.1.value``) when any command would be refused
+    (``configuration_change_refusals``), before anything is sent.
     """
+    refusals = configuration_change_refusals(ocpp_version=charge_point.ocpp_version, changes=changes)
+    if refusals:
+        raise CommandRefused("ValidationError", "The request body is invalid.", refusals)
     if charge_point.ocpp_version == "1.6":
         return _configuration_keys_change(charge_point, changes, api_key, user_id)
     return _variables_set(charge_point, changes, api_key, user_id)
+
+
+def configuration_change_refusals(*, ocpp_version: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the commands of ``changes`` break (``catalog.validate_body``: a charger password it could
+    not use, a 2.0.1 attribute set twice, ...), named as the change's fields (``{"keys": {"1":
+    {"value": [...]}}}``, as the serializer names them); {} when none. Checked for all of them before
+    the first is sent: a 1.6 key refused after the keys before it were sent (or a 2.0.1 request cut
+    into several) answered 400 of a configuration the charger had partly taken."""
+    found: dict[str, Any] = {}
+    if ocpp_version == "1.6":
+        for index, change in enumerate(changes):
+            body = {"key": change["key"], "value": change["value"]}
+            for path, messages in catalog.validate_body("1.6", "ChangeConfiguration", body).items():
+                _refusal_at(found, ["keys", str(index), *path.split(".")], messages)
+        return found
+    body = {"set_variable_data": _set_variable_data(changes)}
+    for path, messages in catalog.validate_body(ocpp_version, "SetVariables", body).items():
+        steps = path.split(".")
+        if steps[0] != "set_variable_data" or len(steps) < 2:
+            _refusal_at(found, ["variables"], messages)
+            continue
+        fields = ["value" if step == "attribute_value" else step for step in steps[2:]]
+        _refusal_at(found, ["variables", steps[1], *fields], messages)
+    return found
+
+
+def _refusal_at(found: dict[str, Any], path: list[str], messages: list[str]) -> None:
+    """``messages`` at ``path`` of the nested ``found``."""
+    *parents, field = path
+    holder = found
+    for step in parents:
+        holder = holder.setdefault(step, {})
+    holder.setdefault(field, []).extend(messages)
+
+
+def _set_variable_data(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """2.0.1 ``changes`` as SetVariables items (snake_case)."""
+    return [
+        {
+            "component": change["component"],
+            "variable": change["variable"],
+            "attribute_type": change.get("attribute_type", "Actual"),
+            "attribute_value": change["value"],
+        }
+        for change in changes
+    ]
 
 
 def _configuration_keys_change(
@@ -325,15 +377,7 @@ def _variables_set(
     """One SetVariables, or as many as the charger's ``ItemsPerMessage``/``BytesPerMessage`` of
     ``SetVariables`` need (B05: a request over them may be refused whole with a CALLERROR), in
     order, stopping at the first left unanswered as the 1.6 keys do."""
-    data = [
-        {
-            "component": change["component"],
-            "variable": change["variable"],
-            "attribute_type": change.get("attribute_type", "Actual"),
-            "attribute_value": change["value"],
-        }
-        for change in changes
-    ]
+    data = _set_variable_data(changes)
     results: list[dict[str, Any]] = []
     unanswered: Command | None = None
     for batch in _set_variables_batches(charge_point, data):

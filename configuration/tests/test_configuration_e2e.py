@@ -548,6 +548,75 @@ async def test_v201_a_misspelt_field_of_a_variable_is_a_400_naming_it_and_nothin
         assert not [action for action, _ in station.received if action == "SetVariables"]
 
 
+async def test_v16_a_password_the_charger_could_not_use_after_other_keys_is_a_400_naming_it_and_nothing_is_sent(
+    daphne, api_daphne, api_key
+):
+    """The HeartbeatInterval before it was sent and taken, then the plain-text AuthorizationKey
+    refused with a 400 naming ``value``: the caller read that nothing had changed."""
+    await register("CFG16P")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16P/configuration"
+    keys = [{"key": "HeartbeatInterval", "value": "120"}, {"key": "AuthorizationKey", "value": "plain-password-16"}]
+    async with ocpp_charger(daphne, "1.6", "CFG16P", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        status, answer = await ahttp(url, method="PATCH", api_key=api_key, body={"keys": keys})
+        assert (status, answer["error"]) == (400, "ValidationError")
+        assert charger.received == []
+        assert charger.configuration["HeartbeatInterval"] == "300"
+        assert list(answer["details"]) == ["keys"]
+        assert "32 to 40 hexadecimal digits" in answer["details"]["keys"]["1"]["value"][0]
+    assert not await Command.objects.filter(charge_point_identity="CFG16P").aexists()
+
+
+async def test_v201_a_variable_the_station_could_not_take_is_a_400_naming_the_change_s_field(
+    daphne, api_daphne, api_key
+):
+    """Named ``set_variable_data.1.attribute_value``: a field of the command, not of the body sent."""
+    await register("CFG201P")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG201P/configuration"
+    heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "120"}
+    password = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}, "value": "short"}
+    password_rule = "A BasicAuthPassword is 16 to 40 of a-z A-Z 0-9 * - _ = : + | @ ."
+    async with ocpp_charger(daphne, "2.0.1", "CFG201P", client_class=ReportingV201Station) as station:
+        await station.call(BOOT_201)
+        for variables, refused in [
+            ([heartbeat, password], {"1": {"value": [password_rule]}}),
+            ([heartbeat, {**heartbeat, "value": "130"}], {"1": ["This attribute is already set in this request."]}),
+        ]:
+            status, answer = await ahttp(url, method="PATCH", api_key=api_key, body={"variables": variables})
+            assert (status, answer["error"]) == (400, "ValidationError")
+            assert answer["details"] == {"variables": refused}
+        assert not [action for action, _ in station.received if action == "SetVariables"]
+
+
+async def test_v201_a_variable_the_station_could_not_take_in_a_later_set_variables_leaves_the_earlier_unsent(
+    daphne, api_daphne, api_key
+):
+    """A PATCH cut into several SetVariables (the station's ItemsPerMessage 2): the first was sent
+    and taken before the third item was refused."""
+    await register("CFG201Q")
+    base = f"{api_daphne.http_url}/api/v1"
+    changes = [
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "120"},
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}, "value": "900"},
+        {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}, "value": "no spaces, no"},
+    ]
+    async with ocpp_charger(daphne, "2.0.1", "CFG201Q", client_class=LimitedV201Station) as station:
+        await station.call(BOOT_201)
+        status, body = await ahttp(f"{base}/chargepoints/CFG201Q/configuration/refresh", method="POST", api_key=api_key)
+        assert status == 202
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201Q", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
+        status, answer = await ahttp(
+            f"{base}/chargepoints/CFG201Q/configuration", method="PATCH", api_key=api_key, body={"variables": changes}
+        )
+        assert (status, answer["error"]) == (400, "ValidationError")
+        assert not [action for action, _ in station.received if action == "SetVariables"]
+        assert list(answer["details"]["variables"]) == ["2"]
+
+
 async def test_v16_patch_to_a_disconnected_charger_answers_not_connected(daphne, api_daphne, api_key):
     await register("CFG16E")
     async with ocpp_charger(daphne, "1.6", "CFG16E", client_class=ConfiguredV16Charger) as charger:
