@@ -117,6 +117,15 @@ def report_redacted(report_data: list[Any]) -> list[Any]:
     ]
 
 
+def event_data_redacted(event_data: list[Any]) -> list[Any]:
+    """A 2.0.1 NotifyEvent's ``eventData`` (camelCase, as received) with the ``actualValue`` of an
+    event about ``SecurityCtrlr.BasicAuthPassword`` (a monitor on it, a station telling each change
+    of its configuration) replaced by ``REDACTED`` (a copy); itself if it has none."""
+    if not any(is_password_variable(item) for item in event_data):
+        return event_data
+    return [_value_redacted(item, "actualValue") if is_password_variable(item) else item for item in event_data]
+
+
 def _items_redacted(payload: dict[str, Any], items_field: str, value_field: str) -> dict[str, Any]:
     """``payload`` with the ``value_field`` of each item of its list ``items_field`` that names the
     charger's password (a 1.6 ``key`` or a 2.0.1 component and variable) redacted: a copy if any is."""
@@ -148,13 +157,13 @@ _LOGGED_PASSWORDS = {
     "GetVariables": ("getVariableResult", "attributeValue"),  # the answer's
 }
 # The actions whose frames ``frame_redacted`` reads (a caller on the gateway's path asks first).
-REDACTED_ACTIONS = frozenset({*_LOGGED_PASSWORDS, "ChangeConfiguration", "NotifyReport"})
+REDACTED_ACTIONS = frozenset({*_LOGGED_PASSWORDS, "ChangeConfiguration", "NotifyReport", "NotifyEvent"})
 
 
 def frame_redacted(version: str, action: str, text: str) -> str:
     """A frame's text for the message log (a CALL sent or received, or the answer to ``action``),
     with a charger password it carries replaced: a ChangeConfiguration or SetVariables setting it,
-    a GetConfiguration, GetVariables or NotifyReport reporting it. Any other frame, and one that
+    a GetConfiguration, GetVariables, NotifyReport or NotifyEvent reporting it. Any other frame, and one that
     carries no password value, is the same text."""
     if action not in REDACTED_ACTIONS:
         return text
@@ -174,6 +183,9 @@ def frame_redacted(version: str, action: str, text: str) -> str:
         for item in payload.get("reportData") or []:
             if is_password_variable(item):
                 item["variableAttribute"] = [_value_redacted(a, "value") for a in item.get("variableAttribute") or []]
+    elif action == "NotifyEvent":
+        if isinstance(payload.get("eventData"), list):
+            payload["eventData"] = event_data_redacted(payload["eventData"])
     elif action in _LOGGED_PASSWORDS:
         payload.update(_items_redacted(payload, *_LOGGED_PASSWORDS[action]))
     return text if payload == before else json.dumps(frame, separators=(",", ":"))

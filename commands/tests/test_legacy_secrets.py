@@ -104,6 +104,31 @@ def legacy_rows() -> dict[str, Command | OcppMessage]:
             "GetConfiguration",
             [3, "e", {"configurationKey": [{"key": "AuthorizationKey", "readonly": False, "value": KEY}]}],
         ),
+        "frame_event201": _frame(
+            v201,
+            into,
+            2,
+            "NotifyEvent",
+            [
+                2,
+                "g",
+                "NotifyEvent",
+                {
+                    "generatedAt": "2026-01-01T00:00:00Z",
+                    "seqNo": 0,
+                    "eventData": [
+                        {
+                            **PASSWORD_ITEM,
+                            "eventId": 1,
+                            "timestamp": "2026-01-01T00:00:00Z",
+                            "trigger": "Delta",
+                            "actualValue": "SecondPassword-6543",
+                            "eventNotificationType": "HardWiredMonitor",
+                        }
+                    ],
+                },
+            ],
+        ),
         "frame_plain": _frame(v16, into, 2, "Heartbeat", [2, "f", "Heartbeat", {}]),
     }
     stored_at = timezone.now()
@@ -138,7 +163,7 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     call_command("redact_recorded_secrets", "--batch-size", "2", stdout=out)  # several batches of each table
     assert (
         out.getvalue().strip()
-        == "Redacted 7 commands, 5 message log frames, 3 stored configuration values and 0 webhook history entries."
+        == "Redacted 7 commands, 6 message log frames, 3 stored configuration values and 0 webhook history entries."
     )
 
     after = {name: _text(row) for name, row in legacy_rows.items()}

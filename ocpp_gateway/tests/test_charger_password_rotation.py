@@ -219,6 +219,40 @@ async def test_a_password_the_charger_reports_is_kept_nowhere_in_plain_text(daph
     assert REPORTED not in [value async for value in stored.objects.values_list("value", flat=True)]
 
 
+async def test_a_password_a_station_reports_in_an_event_is_neither_in_the_message_log_nor_in_the_log(daphne):
+    """A NotifyEvent about ``SecurityCtrlr.BasicAuthPassword`` (a station telling each change of its
+    configuration, a monitor on it) carries its ``actualValue``: the message log kept it in plain text
+    and the gateway's log line of the event showed it."""
+    charge_point_id, in_event = "CP-RE-2.0.1", "Password-In-An-Event-1234"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    event = {
+        "eventId": 1,
+        "timestamp": "2026-12-06T08:00:00Z",
+        "trigger": "Delta",
+        "actualValue": in_event,
+        "eventNotificationType": "HardWiredMonitor",
+        "component": {"name": "SecurityCtrlr"},
+        "variable": {"name": "BasicAuthPassword"},
+    }
+    async with connected(daphne, "2.0.1", charge_point_id, OLD) as websocket:
+        payload = {"generatedAt": "2026-12-06T08:00:00Z", "seqNo": 0, "eventData": [event]}
+        await websocket.send(json.dumps([2, "e", "NotifyEvent", payload]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5)) == [3, "e", {}]
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    for _ in range(50):  # the message log is written behind, within CSMS_MESSAGE_LOG_FLUSH_MS
+        frames = [message.frame async for message in OcppMessage.objects.filter(charge_point=charge_point)]
+        if len(frames) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    notify_event = next(frame for frame in frames if "NotifyEvent" in frame)
+    assert in_event not in notify_event and REDACTED in notify_event
+    assert "HardWiredMonitor" in notify_event  # the rest of the event as sent
+    assert f"{charge_point_id}: NotifyEvent" in daphne.log()
+    assert in_event not in daphne.log()
+
+
 @pytest.mark.parametrize("old", [OLD, None], ids=["a password before", "none before"])
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_password_taken_after_a_reboot_admits_beside_the_old_one_until_the_charger_presents_it(

@@ -22,6 +22,7 @@ from ocpp.v201.enums import (
 from chargepoints import services
 from chargepoints.connector_ids import connector_ids_refusal
 from charging.services import ev_charging_needs, external_limits
+from commands import charger_passwords
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.acknowledge import LOGGED_PAYLOAD, acknowledging_handler
@@ -77,7 +78,9 @@ class NotificationHandlers:
         as the StatusNotification it stands for would, waiting for it a few seconds at most
         (``frame_work_kept``: a station catching up its queue has its statuses set): one frame of
         230 statuses cost 350 Heartbeats' CPU. The statuses past the wait are logged only."""
-        logger.info(LOGGED_PAYLOAD, self.id, Action.notify_event, payload)
+        events = charger_passwords.event_data_redacted(payload["eventData"])  # a password it reports, never logged
+        logged = payload if events is payload["eventData"] else {**payload, "eventData": events}
+        logger.info(LOGGED_PAYLOAD, self.id, Action.notify_event, logged)
         states = await self.frame_work_kept(
             list(connector_states(payload["eventData"])), "NotifyEvent's connector statuses"
         )
