@@ -30,6 +30,7 @@ class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         allow_null=True,
         min_length=16,
         max_length=40,
+        trim_whitespace=False,  # the password as sent, as the admin and OCPP set it: a trimmed one refused the charger
         help_text="HTTP Basic password the charger must present (OCPP security profile 1/2). null removes it.",
     )
     has_password = serializers.SerializerMethodField()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint, LifecycleState
@@ -129,6 +130,17 @@ def test_a_password_is_write_only_and_stored_hashed(api_client, register_charge_
     assert response.json()["has_password"] is True
     assert "a-long-password-123" not in response.content.decode()
     assert ChargePoint.objects.get().password_hash.startswith("pbkdf2_")
+
+
+def test_a_password_is_stored_as_sent_with_its_spaces(api_client, register_charge_point):
+    """Trimmed, the password a charger presents as set (a 1.6 AuthorizationKey may hold any text)
+    was refused at its handshake; the admin keeps it as typed."""
+    register_charge_point("CP-1")
+    response = api_client.patch("/api/v1/chargepoints/CP-1", {"password": " a-long-password-123 "}, format="json")
+    assert response.status_code == 200
+    password_hash = ChargePoint.objects.get().password_hash
+    assert check_password(" a-long-password-123 ", password_hash)
+    assert not check_password("a-long-password-123", password_hash)
 
 
 def test_delete(api_client, register_charge_point):
