@@ -22,9 +22,13 @@ def _valid_at(at: datetime) -> Q:
     return (Q(valid_from__isnull=True) | Q(valid_from__lte=at)) & (Q(valid_to__isnull=True) | Q(valid_to__gt=at))
 
 
-def tariff_billed(*, transaction: Transaction) -> Tariff | None:
-    """The tariff that priced the session's billing record; None without a record or a tariff on it."""
-    return Tariff.objects.filter(billing_records__transaction=transaction).first()
+def tariff_billed(*, transaction: Transaction) -> tuple[bool, Tariff | None]:
+    """Whether the session has a billing record, and the tariff that priced it (None: none did, its
+    record is unpriced). One statement, for a session finished again (rare); the batch's gathered
+    record written first, so that a re-price in the batch that ended the session sees it."""
+    gathered_rows_written(BillingRecord)
+    found = BillingRecord.objects.filter(transaction_id=transaction.pk).select_related("tariff").first()
+    return (True, found.tariff) if found is not None else (False, None)
 
 
 def billed_total(*, transaction_id: int) -> Decimal | None:

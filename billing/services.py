@@ -158,7 +158,8 @@ def billing_record_write(
 
     A session finished again (``repriced``: a charger's late stop after the CSMS closed it, a late
     event) has its record rewritten with the tariff that priced it, whatever the charger's tariff,
-    the tariffs' validity or default are now (its prices cannot change: ``tariff_save``). Without a
+    the tariffs' validity or default are now (its prices cannot change: ``tariff_save``); one no
+    tariff priced stays unpriced (a default created since the end does not price it). Without a
     tariff the record has no currency, a zero total and needs review.
     ``billed_until``: the end the session's time (duration, charging and idle time) is billed to, None:
     its stop; a session the CSMS closed itself is billed to its last evidence
@@ -169,8 +170,8 @@ def billing_record_write(
     """
     assert transaction.stopped_at is not None
     charge_point = transaction.charge_point
-    tariff = selectors.tariff_billed(transaction=transaction) if repriced else None
-    if tariff is None:
+    billed, tariff = selectors.tariff_billed(transaction=transaction) if repriced else (False, None)
+    if not billed:  # a record priced with none stays so: a default created since does not price it
         started_at = transaction.started_at
         tariff = selectors.tariff_for(charge_point=charge_point, at=started_at, transaction_pk=transaction.pk)
     billed_end = transaction.stopped_at if billed_until is None else billed_until

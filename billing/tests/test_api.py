@@ -586,3 +586,24 @@ def test_the_three_decimal_total_column_was_changed_without_rewriting_the_billin
             " WHERE table_name = 'billing_billingrecord' AND column_name = 'total'"
         )
         assert cursor.fetchone() == ("numeric", None, None)
+
+
+def test_a_session_repriced_without_a_tariff_stays_unpriced(register_charge_point):
+    """A session that ended with no tariff to price it is not priced by a default created since, when a
+    late event re-prices it: it must cost what it cost (its record needs review), as a priced one keeps
+    the tariff that priced it (round 52's probe: a default created after the end billed it 4.00 EUR)."""
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+    assert (record.tariff_id, record.currency, record.needs_review) == (None, "", True)
+    Tariff.objects.create(name="Standard", currency="EUR", price_per_kwh=Decimal("0.40"), is_default=True)
+    session = record.transaction
+    transaction_finish(
+        session=session,
+        stopped_at=session.stopped_at,
+        meter_stop_wh=session.meter_stop_wh,
+        reason=session.stop_reason,
+        stop_id_tag=session.stop_id_tag,
+    )
+    record.refresh_from_db()
+    assert (record.tariff_id, record.currency, record.total, record.line_items) == (None, "", Decimal("0"), [])
+    assert record.needs_review
