@@ -3,13 +3,15 @@
 Rounding rule: each line item's amount is its exact quantity times its unit price, rounded
 half up to the currency's minor unit (2 decimals; 0 for JPY, KRW, ...; 3 for KWD, BHD, ...); the total is the sum
 of the rounded line items, so the lines always add up to the total. Quantities are exact:
-kWh = Wh / 1000, minutes = seconds / 60 (billed to the second, not per started minute).
+kWh = Wh / 1000, minutes = seconds / 60 (billed to the second, not per started minute). An amount
+is the measured Wh or seconds times the price, divided last (``_line``): a third of a minute as
+0.333...3 times a price fell short of a half cent (1,211 s at 0.30 a minute is 6.055, billed 6.05).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from kernel.money import round_money
 
@@ -52,27 +54,38 @@ class Priced:
 
 def price_session(terms: TariffTerms, *, energy_wh: Decimal, charging_seconds: int, idle_seconds: int) -> Priced:
     """Line items and total for a session; negative inputs count as zero."""
-    kwh = max(energy_wh, Decimal(0)) / 1000
-    charging_minutes = Decimal(max(charging_seconds, 0)) / 60
-    billable_idle_minutes = max(Decimal(max(idle_seconds, 0)) / 60 - terms.idle_grace_minutes, Decimal(0))
-    lines = [_line(terms, "energy", "Energy", kwh, "kWh", terms.price_per_kwh)]
+    wh = max(energy_wh, Decimal(0))
+    charging = Decimal(max(charging_seconds, 0))
+    billable_idle = max(Decimal(max(idle_seconds, 0)) - 60 * terms.idle_grace_minutes, Decimal(0))  # seconds
+    lines = [_line(terms, "energy", "Energy", wh, 1000, "kWh", terms.price_per_kwh)]
     if terms.price_per_minute:
-        lines.append(_line(terms, "charging_time", "Charging time", charging_minutes, "min", terms.price_per_minute))
+        lines.append(_line(terms, "charging_time", "Charging time", charging, 60, "min", terms.price_per_minute))
     if terms.session_fee:
-        lines.append(_line(terms, "session_fee", "Session fee", Decimal(1), "session", terms.session_fee))
-    if terms.idle_fee_per_minute and billable_idle_minutes:
+        lines.append(_line(terms, "session_fee", "Session fee", Decimal(1), 1, "session", terms.session_fee))
+    if terms.idle_fee_per_minute and billable_idle:
         description = f"Idle time after {terms.idle_grace_minutes} min grace"
-        lines.append(_line(terms, "idle_time", description, billable_idle_minutes, "min", terms.idle_fee_per_minute))
+        lines.append(_line(terms, "idle_time", description, billable_idle, 60, "min", terms.idle_fee_per_minute))
     total = sum((line.amount for line in lines), Decimal(0))
     return Priced(line_items=tuple(lines), total=round_money(total, terms.currency))
 
 
-def _line(terms: TariffTerms, kind: str, description: str, quantity: Decimal, unit: str, price: Decimal) -> LineItem:
+# Digits enough for a measured amount (Wh with 3 decimals, seconds) times a price, and its quotient
+# by 1000 or 60 whenever that ends (a half cent always does): exact, so that rounding it is the rule's.
+_EXACT = Context(prec=60)
+
+
+def _line(
+    terms: TariffTerms, kind: str, description: str, measured: Decimal, per: int, unit: str, price: Decimal
+) -> LineItem:
+    """A line of ``measured / per`` units (Wh / 1000 kWh, seconds / 60 minutes) at ``price``: its
+    amount is ``measured * price / per``, the division last, rounded (the quantity rounded to 28
+    digits first, a third of a minute as 0.333...3, made an exact half cent a little less)."""
+    amount = _EXACT.divide(_EXACT.multiply(measured, price), per)
     return LineItem(
         kind=kind,
         description=description,
-        quantity=quantity,
+        quantity=measured / per,
         unit=unit,
         unit_price=price,
-        amount=round_money(quantity * price, terms.currency),
+        amount=round_money(amount, terms.currency),
     )
