@@ -192,7 +192,8 @@ class _Rows(NamedTuple):
 def _rows_of(parts: Sequence[ReportPart], *, malformed_left: bool) -> _Rows:
     """What ``parts`` write, as ``device_model_attributes_record`` makes it of a report: one
     attribute per variableAttribute (the last of a variable and type wins), one variable per
-    variable named by an attribute, its characteristics the last given. A part whose items lack what
+    variable named by an attribute, its characteristics the last given (none given: the stored
+    ones stay, as the statement's upsert keeps them). A part whose items lack what
     the schema requires raises, or with ``malformed_left`` is left out (its unit stores its own
     way and raises)."""
     rows = _Rows([], {}, {})
@@ -342,7 +343,8 @@ _STATEMENT = (
     " SELECT x.charger, x.component_name, x.component_instance, x.evse_id, x.connector_id, x.variable_name,"
     " x.variable_instance, x.identity, x.characteristics::jsonb, x.now"
     " FROM counted x WHERE x.known OR x.reach <= %s ORDER BY x.charger, x.identity"
-    " ON CONFLICT (charge_point_id, identity) DO UPDATE SET characteristics = EXCLUDED.characteristics,"
+    " ON CONFLICT (charge_point_id, identity) DO UPDATE SET"
+    " characteristics = coalesce(EXCLUDED.characteristics, v.characteristics),"
     " learned_at = EXCLUDED.learned_at RETURNING v.id, v.charge_point_id, v.identity),"
     f" attribute AS (INSERT INTO {_ATTRIBUTES} AS a (variable_id, {_quoted(DeviceModelAttribute, 'type')},"
     f" {', '.join(_ATTRIBUTE_SET_COLUMNS)})"

@@ -396,7 +396,8 @@ class ReportedAttribute:
 def _variables_upsert(
     charge_point: ChargePoint, attributes: list[ReportedAttribute], now: datetime, *, characteristics: bool
 ) -> dict[tuple[Any, ...], DeviceModelVariable]:
-    """The variables named by ``attributes``, created where new (two queries, whatever the count)."""
+    """The variables named by ``attributes``, created where new (two queries, whatever the count;
+    three when a report's item gives no characteristics: those stored stay, ``_characteristics_kept``)."""
     variables: dict[tuple[Any, ...], DeviceModelVariable] = {}
     for attribute in attributes:
         key = variable_identity(attribute.component, attribute.variable)
@@ -413,6 +414,8 @@ def _variables_upsert(
             characteristics=attribute.characteristics or (known.characteristics if known else None),
             learned_at=now,
         )
+    if characteristics:
+        _characteristics_kept(charge_point, variables.values())
     DeviceModelVariable.objects.bulk_create(
         variables.values(),
         update_conflicts=True,
@@ -420,6 +423,18 @@ def _variables_upsert(
         update_fields=["characteristics", "learned_at"] if characteristics else ["learned_at"],
     )
     return variables
+
+
+def _characteristics_kept(charge_point: ChargePoint, variables: Iterable[DeviceModelVariable]) -> None:
+    """A reported variable without characteristics keeps those stored: ReportDataType's
+    ``variableCharacteristics`` is optional (a GetReport's items often leave it out), so its
+    absence says nothing of the variable's unit, data type or limits."""
+    missing = {variable.identity: variable for variable in variables if variable.characteristics is None}
+    if not missing:
+        return
+    stored = DeviceModelVariable.objects.filter(charge_point=charge_point, identity__in=list(missing))
+    for identity, kept in stored.values_list("identity", "characteristics"):
+        missing[identity].characteristics = kept
 
 
 @transaction.atomic

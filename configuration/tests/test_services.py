@@ -76,6 +76,38 @@ def test_a_malformed_report_part_is_refused_alike_by_both_paths(register_charge_
         services.device_model_report_record(charge_point_id="CP-MALFORMED", **part)
 
 
+@pytest.mark.parametrize("path", ["plain statement", "orm"])
+def test_a_report_item_without_characteristics_keeps_those_a_report_gave_before(
+    register_charge_point, monkeypatch, path
+):
+    """OCPP 2.0.1 ReportDataType: ``variableCharacteristics`` is optional, and a GetReport's items
+    (a charger's NotifyReport of its own) often leave them out. Such an item cleared the variable's
+    unit, data type and limits a FullInventory had given; a report that gives them still changes them."""
+    if path == "plain statement" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    register_charge_point("CP-CHARACTERISTICS", ocpp_version="2.0.1")
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+    given = {"data_type": "integer", "unit": "s", "max_limit": 86400, "supports_monitoring": False}
+
+    def reported(request_id: int, item: dict[str, Any]) -> dict[str, Any] | None:
+        services.device_model_report_record(
+            charge_point_id="CP-CHARACTERISTICS",
+            request_id=request_id,
+            seq_no=0,
+            tbc=False,
+            generated_at=None,
+            report_data=[item],
+        )
+        return DeviceModelVariable.objects.get(charge_point__charge_point_id="CP-CHARACTERISTICS").characteristics
+
+    assert reported(1, {**ITEM, "variable_characteristics": given}) == given
+    assert reported(2, ITEM) == given
+    assert reported(3, {**ITEM, "variable_characteristics": None}) == given
+    changed = {**given, "max_limit": 3600}
+    assert reported(4, {**ITEM, "variable_characteristics": changed}) == changed
+
+
 def test_a_partial_read_keeps_other_keys_and_clears_a_pending_value(register_charge_point):
     charge_point = register_charge_point("CP-KEYS")
     services.configuration_keys_record(
