@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
 
 from billing.models import Tariff
 from chargepoints.models import ChargePoint, OcppMessage
@@ -564,3 +565,22 @@ def test_the_charger_goes_to_the_port_make_run_was_given(monkeypatch, port, url)
         monkeypatch.setenv("PORT", port)
     parser = SimulateCharger().create_parser("manage.py", "simulate_charger")
     assert parser.parse_args(["CP-1"]).url == url
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--meter-interval", "0"),
+        ("--meter-interval", "-1"),
+        ("--meter-interval", "nan"),
+        ("--meter-interval", "inf"),
+        ("--wh-per-sample", "0"),
+        ("--wh-per-sample", "-1000"),
+    ],
+)
+@pytest.mark.django_db  # refused before it reads the database: no flush needed
+def test_a_meter_interval_or_energy_per_sample_a_meter_cannot_have_is_refused_before_connecting(option, value):
+    """Taken, ``--meter-interval 0`` sent a session's meter values without a pause, ``-1`` too,
+    ``inf`` none; ``--wh-per-sample 0`` or ``-1000`` billed a meter standing still or running back."""
+    with pytest.raises(CommandError, match=option):
+        call_command("simulate_charger", "CP-1", option, value, "--url", "ws://127.0.0.1:20799")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from typing import Any
 
@@ -55,12 +56,18 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="HTTP Basic password (OCPP security profile 1).")
         parser.add_argument("--connectors", type=int, default=1)
         parser.add_argument("--meter-values", type=int, default=3, help="Meter values per session.")
-        parser.add_argument("--meter-interval", type=float, default=1.0, help="Seconds between meter values.")
-        parser.add_argument("--wh-per-sample", type=int, default=1000, help="Energy per meter value, Wh.")
+        parser.add_argument("--meter-interval", type=float, default=1.0, help="Seconds between meter values (above 0).")
+        parser.add_argument("--wh-per-sample", type=int, default=1000, help="Energy per meter value, Wh (at least 1).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["sessions"] < 0 or options["connectors"] < 1 or options["meter_values"] < 0:
             raise CommandError("--sessions and --meter-values must be at least 0, --connectors at least 1.")
+        # 0 or less sent meter values without a pause (a 1.6 MeterValueSampleInterval of 0: none
+        # sampled) and a meter standing still or running backwards; infinity none at all.
+        if not (math.isfinite(options["meter_interval"]) and options["meter_interval"] > 0):
+            raise CommandError("--meter-interval must be a number of seconds above 0.")
+        if options["wh_per_sample"] < 1:
+            raise CommandError("--wh-per-sample must be at least 1 (Wh).")
         charge_point_id = options["charge_point_id"]
         if options["register"]:
             self._register(charge_point_id, options["id_tag"])
