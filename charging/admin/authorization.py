@@ -30,9 +30,13 @@ class IdTagForm(forms.ModelForm):
 
     def clean_id_tag(self) -> str:
         """As the API answers a tag equal but for case to another (409): named, not as the unique
-        constraint's violation ("Constraint “id_tag_unique_case_insensitive” is violated.")."""
+        constraint's violation ("Constraint “id_tag_unique_case_insensitive” is violated."). Read
+        under the name's lock (``id_tag_name_locked``), which the admin's transaction holds until
+        the tag is saved: a save of the same tag by another operator, or the API, not yet committed
+        is waited for, then found."""
         id_tag = str(self.cleaned_data["id_tag"])
         id_tag_validator(id_tag)
+        authorization.id_tag_name_locked(id_tag=id_tag)
         registered = selectors.id_tag_find(id_tag=id_tag)
         if registered is not None and registered.pk != self.instance.pk:
             raise forms.ValidationError(

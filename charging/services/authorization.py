@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 
 from chargepoints.models import ChargePoint
@@ -34,6 +34,8 @@ def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
     parent = fields.get("parent")
     try:
         with transaction.atomic():
+            if "id_tag" in fields:
+                id_tag_name_locked(id_tag=str(fields["id_tag"]))
             locked = _rows_locked(tag, parent)
             current = locked.get(tag.pk) if tag.pk is not None else None
             if current is not None:
@@ -47,6 +49,19 @@ def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
     except IntegrityError:
         raise IdTagAlreadyExists(tag.id_tag) from None
     return tag
+
+
+def id_tag_name_locked(*, id_tag: str) -> None:
+    """Hold the name ``id_tag`` (any case) until the caller's transaction ends, before its check
+    that no tag has it and its save: the admin's form (``IdTagForm``) read no tag of an operator's
+    or the API's save not yet committed, and its own INSERT then broke the unique index (a 500, not
+    the form's "already registered"). Now the second waits for the first to commit, then finds its
+    tag. Taken before any row lock (``id_tag_save``, the form's ``clean``). PostgreSQL: a
+    transaction's advisory lock on the name's hash, folded as the unique index folds it."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('csms:id-tag:' || lower(%s), 0))", [id_tag])
 
 
 def id_tags_locked_for_start(pks: Iterable[int]) -> None:

@@ -624,6 +624,31 @@ def test_a_card_saved_in_the_admin_is_not_put_in_a_group_that_joins_a_group_mean
     assert IdTag.objects.get(pk=card.pk).parent_id is None
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="advisory locks: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["admin", "api"])
+def test_two_operators_adding_one_id_tag_at_once_the_second_is_told_it_is_registered(behind_a_lock, first):
+    """The form checked the tag before the other operator's (or the API's) save committed: both
+    checks found none, the second INSERT waited for the first and broke the unique index (a 500).
+    The second form now waits for the first save and says the tag is registered."""
+    superuser = User.objects.create_superuser("ops", "ops@example.com", "pw")
+    operators = [Client(raise_request_exception=False) for _ in range(2)]
+    for operator in operators:
+        operator.force_login(superuser)
+
+    def added(operator: Client, id_tag: str) -> int:
+        return operator.post("/admin/charging/idtag/add/", {"id_tag": id_tag, "status": "Accepted"}).status_code
+
+    def first_added() -> object:
+        if first == "api":
+            return authorization.id_tag_save(id_tag="CARD-7")
+        return added(operators[0], "CARD-7")
+
+    _, status = behind_a_lock(first_added, lambda: added(operators[1], "card-7"))
+    assert status == 200  # the form again, with the error
+    assert list(IdTag.objects.values_list("id_tag", flat=True)) == ["CARD-7"]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("how", ["page", "action"])
