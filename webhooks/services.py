@@ -57,7 +57,7 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
     """
     if not webhook_event_may_have_subscribers(event_type=event_type):
         return []
-    subscriptions = [s for s in WebhookSubscription.objects.filter(active=True) if event_type in s.events]
+    subscriptions = _subscribers_held(event_type)
     if not subscriptions:
         return []
     now = timezone.now()
@@ -75,6 +75,25 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
     )
     transaction.on_commit(_queue_delivery)
     return deliveries
+
+
+def _subscribers_held(event_type: str) -> list[WebhookSubscription]:
+    """The active subscriptions that receive ``event_type``, on PostgreSQL each row held (FOR KEY
+    SHARE, the lock its deliveries' foreign key takes, which no other emitter's waits for) until
+    the caller's transaction ends. Read without it, a subscription deleted
+    (``webhook_subscription_delete``) between the read and the commit failed that commit on its
+    delivery's foreign key, checked then (an IntegrityError: the write that emitted, an API
+    request's or a task's, lost). Now the deletion waits for the emitter and deletes its delivery
+    too; an emitter that comes second waits for the deletion and finds the subscription gone."""
+    if connection.vendor != "postgresql":
+        return [s for s in WebhookSubscription.objects.filter(active=True) if event_type in s.events]
+    table = connection.ops.quote_name(WebhookSubscription._meta.db_table)
+    held = WebhookSubscription.objects.raw(
+        f"SELECT * FROM {table} WHERE active AND (jsonb_typeof(events) <> 'array' OR events ? %s)"
+        " ORDER BY created_at DESC FOR KEY SHARE",
+        [event_type],
+    )
+    return [s for s in held if event_type in s.events]
 
 
 def webhook_event_may_have_subscribers(*, event_type: str) -> bool:
@@ -382,14 +401,13 @@ def webhook_subscription_delete(*, subscription: WebhookSubscription) -> int:
     The ORM's cascade read every delivery into memory first (1,000,000 of a receiver's: minutes).
     Returns the deliveries deleted.
 
-    Events go on being emitted meanwhile: a transaction that wrote a delivery for the subscription
-    holds its row (a foreign key's share lock; from the insert on in a gateway batch, which checks
-    constraints at once) until it commits. The subscription's deletion waited for it, and its
-    delivery, committed then, failed the deletion (an IntegrityError: a 500 for the API, the admin)
-    whenever a busy subscription's events were being written. So the row is locked once the bulk of
-    the deliveries is gone (the events emitted until then are written meanwhile), and the deliveries
-    committed by then are deleted with the subscription; a delivery written after the lock waits for
-    the deletion and is refused (a gateway batch writes its unit again, finding no subscription)."""
+    Events go on being emitted meanwhile: a transaction that read the subscription to write a
+    delivery for it holds its row (``_subscribers_held``) until it commits. The subscription's
+    deletion waited for it, and its delivery, committed then, failed the deletion (an
+    IntegrityError: a 500 for the API, the admin) whenever a busy subscription's events were being
+    written. So the row is locked once the bulk of the deliveries is gone (the events emitted until
+    then are written meanwhile), and the deliveries committed by then are deleted with the
+    subscription; an event emitted after the lock waits for the deletion and finds no subscription."""
     with transaction.atomic():
         deleted = _subscription_deliveries_deleted(subscription)
         list(WebhookSubscription.objects.select_for_update().filter(pk=subscription.pk).values_list("pk"))

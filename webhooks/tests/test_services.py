@@ -238,6 +238,33 @@ def test_a_subscription_is_deleted_while_an_event_for_it_is_being_written(allow_
     assert not WebhookDelivery.objects.exists()
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["emitted", "deleted"])
+def test_an_event_written_outside_a_gateway_batch_is_not_lost_to_its_subscription_s_deletion(
+    allow_private, behind_a_lock, first
+):
+    """Outside a gateway batch (an API request, a Celery task, the admin) a delivery's foreign key is
+    checked when its transaction commits: the event's write held nothing, so a subscription deleted
+    meanwhile, before or after the delivery was written, failed that commit (IntegrityError) and
+    the write that emitted the event was lost. The deletion now waits for a delivery written
+    first and deletes it; an event written after the deletion's lock waits and sends nothing."""
+    subscription = subscribe(events=["charge_point.offline"])
+
+    def emitted() -> int:
+        return len(services.webhook_event_emit(event_type="charge_point.offline", data={}))
+
+    def deleted() -> int:
+        return services.webhook_subscription_delete(subscription=subscription)
+
+    if first == "emitted":
+        assert behind_a_lock(emitted, deleted) == (1, 1)
+    else:
+        assert behind_a_lock(deleted, emitted) == (0, 0)
+    assert not WebhookSubscription.objects.exists()
+    assert not WebhookDelivery.objects.exists()
+
+
 def test_a_finished_command_is_an_event(allow_private, register_charge_point):
     from commands.services import CommandRequest, command_send
 
