@@ -65,9 +65,20 @@ class SiteMemberSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         read_only_fields = ["id", "flagged_at", "created_at"]
 
     def validate_smart_charging_flag(self, value: str) -> str:
-        if value:
+        # The flag it holds may be sent back (a PATCH of what was read): it is kept.
+        if value and (self.instance is None or value != self.instance.smart_charging_flag):
             raise serializers.ValidationError('Only clearing the flag ("") is allowed; the engine sets it.')
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """On a change, what was read may be sent back: the member's own charger and the flag it
+        holds are no change (dropped); another charger is the view's 400."""
+        if self.instance is not None:
+            if attrs.get("charge_point", {}).get("charge_point_id") == self.instance.charge_point.charge_point_id:
+                del attrs["charge_point"]
+            if attrs.get("smart_charging_flag"):
+                del attrs["smart_charging_flag"]
+        return attrs
 
     def validate_connector_maximums(self, value: list[dict[str, Any]]) -> dict[int, Decimal]:
         ids = [item["connector_id"] for item in value]

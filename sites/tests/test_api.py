@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -16,6 +17,7 @@ from webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
 
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 SITE = {"name": "Depot", "phases": 1, "voltage_v": "230", "capacity_a": "32"}
 
 
@@ -155,6 +157,27 @@ def test_only_clearing_the_flag_is_allowed(api_client, register_charge_point):
     assert refused.status_code == 400
     cleared = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": ""}, format="json")
     assert cleared.json()["smart_charging_flag"] == ""
+
+
+def test_a_member_as_read_is_taken_back_as_it_was(api_client, register_charge_point):
+    """A PATCH of what a GET returned (its own charger, the flag the engine set) was a 400: "Remove
+    the member and add it to change the charger", and "Only clearing the flag", though neither changed."""
+    register_charge_point("CP-A")
+    register_charge_point("CP-B")
+    site = create_site(api_client)
+    api_client.post(f"/api/v1/sites/{site['id']}/members", {"charge_point_id": "CP-A"}, format="json")
+    SiteMember.objects.update(smart_charging_flag="SetChargingProfile rejected", flagged_at=T0)
+    read = api_client.get(f"/api/v1/sites/{site['id']}/members/CP-A").json()
+    changed = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {**read, "priority": 3}, format="json")
+    assert changed.status_code == 200, changed.json()
+    assert changed.json() == {**read, "priority": 3}
+    member = SiteMember.objects.get()
+    assert (member.priority, member.smart_charging_flag, member.flagged_at) == (3, "SetChargingProfile rejected", T0)
+    moved = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {"charge_point_id": "CP-B"}, format="json")
+    assert moved.status_code == 400 and "charge_point_id" in moved.json()["details"]
+    typed = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": "x"}, format="json")
+    assert typed.status_code == 400 and "smart_charging_flag" in typed.json()["details"]
+    assert SiteMember.objects.get().charge_point.charge_point_id == "CP-A"
 
 
 def test_live_base_load_needs_one_value_per_phase(api_client):
