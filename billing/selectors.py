@@ -206,12 +206,12 @@ def billing_record_list(
     stopped_before: datetime | None = None,
 ) -> QuerySet[BillingRecord]:
     records = BillingRecord.objects.select_related("transaction", "tariff")
-    if charge_point_id:
+    if charge_point_id is not None:
         records = records.filter(charge_point_identity=charge_point_id)
-    if id_tag:
+    if id_tag is not None:
         records = records.alias(id_tag_lower=Lower("id_tag")).filter(id_tag_lower=Lower(Value(id_tag)))
-    if stopped_after:
+    if stopped_after is not None:
         records = records.filter(stopped_at__gte=stopped_after)
-    if stopped_before:
+    if stopped_before is not None:
         records = records.filter(stopped_at__lt=stopped_before)
     return records

@@ -318,13 +318,13 @@ def transaction_list(
     started_before: datetime | None = None,
 ) -> QuerySet[Transaction]:
     transactions = Transaction.objects.select_related("charge_point", "reservation", "billing_record")
-    if charge_point_id:
+    if charge_point_id is not None:
         transactions = transactions.filter(charge_point__charge_point_id=charge_point_id)
-    if status:
+    if status is not None:
         transactions = transactions.filter(status=status)
-    if started_after:
+    if started_after is not None:
         transactions = transactions.filter(started_at__gte=started_after)
-    if started_before:
+    if started_before is not None:
         transactions = transactions.filter(started_at__lt=started_before)
     return transactions
 

@@ -129,13 +129,16 @@ _PLUS_AS_2B = (
 
 
 class QueryParamsSerializer(serializers.Serializer):
-    """Filters of a list, read from the query string; a bad one is a 400 naming the parameter."""
+    """Filters of a list, read from the query string; a bad one is a 400 naming the parameter. A
+    filter given empty is given: an empty text matches it exactly, an empty choice or time is a 400."""
 
     @classmethod
     def parse(cls, query_params: Any) -> dict[str, Any]:
         """The filters; a parameter that is none of them (nor a page's) is a 400 naming it."""
         unknown_query_parameters_refused(query_params, cls.names())
-        serializer = cls(data=query_params)
+        # A plain dict, not the QueryDict: DRF reads a form's empty value of an optional field as no
+        # value, so ``?charge_point_id=`` (an unset variable) or ``?status=`` answered the whole list.
+        serializer = cls(data={name: query_params.get(name) for name in query_params})
         if not serializer.is_valid():
             errors = serializer.errors.items()
             details = {name: cls._problems(serializer, query_params, name, said) for name, said in errors}

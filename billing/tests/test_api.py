@@ -270,6 +270,23 @@ def test_billing_records_are_listed_newest_first_and_filtered(api_client, three_
     assert ids("?charge_point_id=CP-A&id_tag=card-1") == [old.pk]
 
 
+def test_a_billing_record_filter_given_empty_is_applied_not_dropped(api_client, three_records):
+    """``?charge_point_id=`` or ``?id_tag=`` (a client's unset variable) listed, and exported, every
+    customer's records, taken for one charger's or card's; an empty time was read as none too."""
+    for url in ("/api/v1/billing-records", "/api/v1/billing-records/export"):
+        for param in ("charge_point_id", "id_tag"):
+            response = api_client.get(f"{url}?{param}=")
+            assert response.status_code == 200, (url, param)
+            if url.endswith("export"):
+                assert b"".join(response.streaming_content).decode().count("\n") == 1  # the header alone
+            else:
+                assert response.json()["results"] == []
+        for param in ("stopped_after", "stopped_before"):
+            response = api_client.get(f"{url}?{param}=")
+            assert response.status_code == 400, (url, param)
+            assert list(response.json()["details"]) == [param]
+
+
 def test_a_page_of_billing_records_is_read_in_order_through_an_index_not_sorted(three_records):
     """The list's order (newest stop first, also with stopped_after/before) is an index's: a page reads
     its rows in order instead of sorting every record (200,000 records: 0.5 s for the first page)."""
