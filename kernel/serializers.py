@@ -66,6 +66,7 @@ class UnknownFieldsRefused(serializers.Serializer):
             unknown = sorted(str(name) for name in data if name not in self.fields)
             refused = {name: [self.refused_fields.get(name, "Unknown field.")] for name in unknown}
             refused |= {name: ["Must be a string."] for name in self._numbers_for_strings(data)}
+            refused |= {name: ["Given more than once in the same object."] for name in self._form_repeats(data)}
             if refused:
                 raise serializers.ValidationError(refused)
         validated = super().to_internal_value(data)
@@ -80,6 +81,20 @@ class UnknownFieldsRefused(serializers.Serializer):
                 }
             )
         return validated
+
+    def _form_repeats(self, data: Mapping[Any, Any]) -> list[str]:
+        """The fields of one value a form (a firmware upload's multipart body) gives more than once:
+        its last part alone was read (two ``file`` parts stored the second, the first dropped), where
+        a name given twice in a JSON object is refused (``kernel.parsers``)."""
+        if not hasattr(data, "getlist"):
+            return []
+        return sorted(
+            str(name)
+            for name in data
+            if name in self.fields
+            and not isinstance(self.fields[name], serializers.ListField | serializers.MultipleChoiceField)
+            and len(data.getlist(name)) > 1
+        )
 
     def _numbers_for_strings(self, data: Mapping[Any, Any]) -> list[str]:
         """The writable string fields ``data`` gives a number with a fraction or an exponent: its text

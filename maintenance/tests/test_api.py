@@ -45,6 +45,20 @@ def test_a_firmware_upload_with_a_misspelt_field_is_a_400_naming_it(api_client):
     assert not FirmwareFile.objects.exists()
 
 
+def test_a_firmware_upload_giving_a_field_twice_is_a_400_naming_it(api_client):
+    """Two ``file`` parts (or two ``version``s) in one form stored the last alone, the first dropped
+    with a 201, where a name given twice in a JSON body is a 400."""
+    first, second = SimpleUploadedFile("a.bin", b"image-a"), SimpleUploadedFile("b.bin", b"image-b")
+    twice = api_client.post("/api/v1/firmware", {"file": [first, second], "version": "1"}, format="multipart")
+    assert twice.status_code == 400
+    assert twice.json()["details"] == {"file": ["Given more than once in the same object."]}
+    versions = {"file": SimpleUploadedFile("a.bin", b"img"), "version": ["1.0", "2.0"]}
+    reply = api_client.post("/api/v1/firmware", versions, format="multipart")
+    assert reply.status_code == 400
+    assert reply.json()["details"] == {"version": ["Given more than once in the same object."]}
+    assert not FirmwareFile.objects.exists()
+
+
 def test_a_firmware_file_named_longer_than_its_column_is_stored_with_its_name_cut(api_client, tmp_path):
     """Round 41's probe: a 201-character file name was a 500, its file left on disk without a row."""
     upload = SimpleUploadedFile("f" * 197 + ".bin", b"img")
