@@ -163,9 +163,41 @@ def _meter_values_applied(
     )
     if session is not None:
         _latest_sample_noted(session, samples)
-        transaction_save_changes(session, may_gather=True)
+        repriced = _closes_evidence(session, samples)
+        transaction_save_changes(session, may_gather=not repriced)  # its last save, unless it is repriced
+        if repriced:
+            _closed_session_repriced(session)
         charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
+
+
+def _closes_evidence(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Whether readings of a session the CSMS closed itself (``closed_by_csms``: Reboot, Superseded) are
+    evidence its close did not have: its charger's queue, delivered after the close (a charger back from a
+    reboot reports its connector before it empties its queue), stamped no later than the close. Readings
+    after it count for no bill; a session its charger stopped is billed by its own meter stop."""
+    if session.status != TransactionStatus.ENDED or not session.closed_by_csms or session.stopped_at is None:
+        return False
+    end = session.stopped_at
+    return any(sample.measurand == metering.ENERGY_REGISTER and sample.timestamp <= end for sample in samples)
+
+
+def _closed_session_repriced(session: Transaction) -> None:
+    """A session the CSMS closed, billed again with the readings its charger's queue brought: its energy
+    up to its last register reading, its time up to its last evidence, as a 2.0.1 event of its queue
+    re-prices it (``transaction_start``). Its close stands: the charger's late stop replaces it."""
+    # transaction_end reads this module's ledger (``ledger_readings``): imported here, not at the top
+    from charging.services.transaction_end import transaction_finish
+
+    assert session.stopped_at is not None
+    transaction_finish(
+        session=session,
+        stopped_at=session.stopped_at,
+        meter_stop_wh=None,  # a close has none: the last reading stands in, these ones too
+        reason=session.stop_reason,
+        stop_id_tag=session.stop_id_tag,
+        closed_by_csms=True,
+    )
 
 
 def _latest_sample_noted(session: Transaction, samples: Sequence[SampledValue]) -> None:

@@ -944,6 +944,51 @@ async def test_v201_a_queued_event_of_a_session_the_reboot_closed_bills_its_read
     assert record.total == Decimal("0.60") + charging_time_amount(40 * 60) + Decimal("1.00")
 
 
+@pytest.mark.parametrize("close", ["Reboot", "Superseded"])
+async def test_v16_queued_meter_values_of_a_session_the_csms_closed_bill_their_reading_with_its_time(daphne, close):
+    """Probe: a 1.6 session closed by the CSMS (at the reboot's Available, or by a newer start on its
+    connector that overtook the queue), then a MeterValues from the charger's queue naming it, with a
+    later reading stamped before the close: stored, but the session stayed billed 1 kWh and 20 minutes
+    (its last reading at the close), where the same reading in a 2.0.1 event re-prices it."""
+    charge_point_id = f"CLK-QUEUED-16-{close}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+
+    def reading(transaction_id: int, minutes: int, wh: int) -> dict:
+        at = format_ocpp_time(began + timedelta(minutes=minutes))
+        meter_value = [{"timestamp": at, "sampledValue": [{"value": str(wh)}]}]
+        return {"connectorId": 1, "transactionId": transaction_id, "meterValue": meter_value}
+
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": format_ocpp_time(began)}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        await result(websocket, "m1", "MeterValues", reading(transaction_id, 20, 2000))
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        if close == "Reboot":
+            await result(websocket, "b2", "BootNotification", boot)
+            available = {"connectorId": 1, "status": "Available", "errorCode": "NoError", "timestamp": stamp()}
+            await result(websocket, "a1", "StatusNotification", available)
+        else:
+            an_hour_in = format_ocpp_time(began + timedelta(hours=1))
+            later = {"connectorId": 1, "idTag": "T1", "meterStart": 3000, "timestamp": an_hour_in}
+            await result(websocket, "s2", "StartTransaction", later)
+        session = await session_with_record(transaction_id)
+        assert (session.stop_reason, session.energy_wh, session.billing_record.duration_seconds) == (
+            close,
+            Decimal(1000),
+            20 * 60,
+        )
+        await result(websocket, "m2", "MeterValues", reading(transaction_id, 40, 3000))
+
+    session = await session_with_record(transaction_id)
+    assert (session.stop_reason, session.closed_by_csms, session.energy_wh) == (close, True, Decimal(2000))
+    record = session.billing_record
+    assert (record.energy_wh, record.duration_seconds) == (Decimal(2000), 40 * 60)
+    assert record.total == Decimal("0.60") + charging_time_amount(40 * 60) + Decimal("1.00")
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_start_stamped_with_a_date_and_no_time_of_day_is_unreadable_not_midnight(daphne, version):
     """A firmware that sends only its date (``2026-12-07``) tells no time of day: it was read as
