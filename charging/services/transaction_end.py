@@ -252,6 +252,7 @@ def transaction_finish(
     stop_id_tag: str,
     closed_by_csms: bool = False,
     time_spent_charging_final: bool = False,
+    end_unknown: bool = False,
 ) -> Decimal | None:
     """End ``session``: derive its energy from the ledger, check the meter; its billing record is
     written by billing, on ``charging.signals.transaction_ended``, in this transaction. Returns the
@@ -264,6 +265,10 @@ def transaction_finish(
     stop (or one an operator attached) replaces a close the CSMS made (``closed_by_csms``: Reboot,
     Superseded), whose end was provisional: its receivers learn the real end, stop reason and
     energy (README, "Webhooks"). A late event of an ended session does not send it again.
+
+    ``end_unknown``: the charger's stop tells no time of its end (``stopped_at`` is an upper bound,
+    its charger's boot: ``transaction_stop``): its time is billed up to its last evidence, as a close
+    the CSMS made is.
 
     2.0.1 ``timeSpentCharging`` is a running total: the stop's (``time_spent_charging_final``) is
     the session's charging time; one only an earlier event sent (a Started's 0) counts up to that
@@ -282,7 +287,7 @@ def transaction_finish(
     # unless it is the stop's own (a Transaction.End reading stamped a second after its event).
     end = max(stopped_at, session.started_at)
     readings = [r for r in ledger_readings(session) if r.at <= end or r.context == "Transaction.End"]
-    billed_until = _last_evidence(session, readings, stopped_at) if closed_by_csms else stopped_at
+    billed_until = _last_evidence(session, readings, stopped_at) if closed_by_csms or end_unknown else stopped_at
     if session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, billed_until)
         session.idle_since = None

@@ -171,9 +171,11 @@ def transaction_stop(request: StopRequest) -> StopResult:
         if evse_unknown and session.evse_id is not None and session.status == TransactionStatus.ACTIVE:
             transactions_superseded_on_its_evse_close(session)  # the Ended first to name its EVSE
         _token_of_an_ended_event(session, request, info)
+        boot = _boot_that_ended_it(session, request, stop)
         cost = transaction_finish(
             session=session,
-            stopped_at=stop.at,
+            stopped_at=stop.at if boot is None else boot,
+            end_unknown=boot is not None,
             # The meter stop sent (1.6), else the session's last reading among all of its ledger's
             # (the stop's own readings alone may miss a phase or the location the others read).
             meter_stop_wh=meter_bounded(request.meter_stop_wh),
@@ -355,6 +357,25 @@ def _id_restarted(
     if meter_stop is None:
         meter_stop = _last_register_wh(sample_rows(session.charge_point_id, None, samples, source=request.action))
     return not _is_resent_stop(session, meter_stop, sent_at)
+
+
+# Stop reasons saying the charger's restart ended the session (1.6 and 2.0.1 ``Reason``)
+_RESTART_REASONS = frozenset({"PowerLoss", "Reboot", "HardReset", "SoftReset", "ImmediateReset"})
+
+
+def _boot_that_ended_it(session: Transaction, request: StopRequest, stop: ChargerTime) -> datetime | None:
+    """The charger's last boot, when a stop says its restart ended the session (``_RESTART_REASONS``: a
+    power cut, a reset) and brings no time the CSMS can use (implausible, as a clock the reboot set back
+    to 1970, or none: its receipt stands in), for a session that reached the CSMS before that boot
+    (``opened_before_boot``): it ended before the boot, and its receipt, after the boot, may come hours
+    after it ended (the power was out), hours the charger did not charge. Else None. The charger's row
+    is read only for such a stop."""
+    if not stop.received or request.reason not in _RESTART_REASONS:
+        return None
+    last_boot_at = session.charge_point.last_boot_at
+    if last_boot_at is None or not opened_before_boot(session, last_boot_at) or last_boot_at < session.started_at:
+        return None
+    return last_boot_at
 
 
 def _ended_by_the_charger(session: Transaction) -> bool:
