@@ -46,7 +46,9 @@ class SessionView:
     transaction: Transaction
     member: SiteMember
     demand: SessionDemand
-    held_a: Decimal  # the limit it charges under now (its TxProfile, else default_a or the failsafe it holds)
+    # The limit it charges under now: what an operator's TxProfile above the site's lets it draw
+    # (``override_a``, at most its maximum), else its TxProfile, else default_a or the failsafe it holds.
+    held_a: Decimal
     limit: SessionLimit | None  # the TxProfile limit it holds (None: the failsafe default)
     adjustable: bool  # False: counted as a fixed load (offline, not commissioned, or the charger refuses profiles)
     # What an operator's TxProfile above the site's stack level lets it draw (A per phase): it prevails
@@ -179,6 +181,9 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
         default = _overriding(session, profiles, site.voltage_v, len(phases), now, purpose="TxDefaultProfile")
         held_failsafe = failsafes.get(session.charge_point_id)
         held_a = limit.limit_a if limit else (default if default is not None else _or(held_failsafe, failsafe))
+        maximum = _connector_maximum(member, session)
+        if override is not None:  # it prevails on the charger over whatever the site sent
+            held_a = min(override, maximum)
         views.append(
             SessionView(
                 transaction=session,
@@ -186,7 +191,7 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                 demand=SessionDemand(
                     session_id=str(session.pk),
                     phases=phases,
-                    max_a=_connector_maximum(member, session),
+                    max_a=maximum,
                     min_a=site.min_current_a,
                     priority=member.priority,
                     arrived_at=session.started_at,

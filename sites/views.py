@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from django.db.models import QuerySet
@@ -130,7 +131,7 @@ class SiteViewSet(viewsets.ModelViewSet):
             {
                 "transaction_id": view.transaction.pk,
                 "charge_point_id": view.member.charge_point.charge_point_id,
-                "limit_a": str(view.held_a),
+                "limit_a": str(view.held_a.quantize(Decimal("0.1"), rounding=ROUND_FLOOR)),
                 "draw_a": str(view.demand.draw_a) if view.demand.draw_a is not None else None,
                 "steered": view.adjustable,
             }

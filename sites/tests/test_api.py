@@ -9,7 +9,9 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from charging.models import InstalledChargingProfile, Transaction
 from sites.engine import site_apply
 from sites.models import Site, SiteMember
 from webhooks.models import WebhookDelivery
@@ -238,3 +240,55 @@ def test_a_query_parameter_the_members_do_not_read_is_a_400_naming_it(api_client
     assert response.status_code == 400, response.content[:300]
     assert response.json()["details"] == {"charge_point_id": ["Unknown query parameter."]}
     assert api_client.get(f"/api/v1/sites/{site['id']}/members?format=json").status_code == 200
+
+
+def _installed(charge_point, *, purpose, connector_id, profile_id, stack_level, unit, limit, **extra):
+    """A profile an operator set and the charger accepted, as its answer records it."""
+    profile = {
+        "charging_profile_id": profile_id,
+        "stack_level": stack_level,
+        "charging_profile_purpose": purpose,
+        "charging_profile_kind": "Relative",
+        "charging_schedule": {
+            "charging_rate_unit": unit,
+            "charging_schedule_period": [{"start_period": 0, "limit": limit}],
+        },
+        **extra,
+    }
+    InstalledChargingProfile.objects.create(
+        charge_point=charge_point,
+        connector_id=connector_id,
+        profile_id=profile_id,
+        purpose=purpose,
+        stack_level=stack_level,
+        profile=profile,
+    )
+
+
+def test_the_allocation_gives_a_session_under_an_operator_s_tx_profile_the_limit_that_profile_sets(
+    api_client, register_charge_point
+):
+    """Probe: an operator's 1.6 TxProfile at stack level 2 (5520 W: 24 A at 230 V) prevails over the
+    site's (§3.13.2), and the site counts the session at 24 A (its history says so), but the
+    allocation's ``sessions`` gave its limit as the 32 A failsafe default the site holds it under."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=230, capacity_a=32)
+    charge_point = register_charge_point("CP-STACKED")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    session = Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=timezone.now()
+    )
+    _installed(
+        charge_point,
+        purpose="TxProfile",
+        connector_id=1,
+        profile_id=7,
+        stack_level=2,
+        unit="W",
+        limit=5520,
+        transaction_id=session.pk,
+    )
+    site_apply(site_id=site.pk)
+    allocation = api_client.get(f"/api/v1/sites/{site.pk}/allocation").json()
+    [held] = allocation["sessions"]
+    assert (held["limit_a"], held["steered"]) == ("24.0", False)
+    assert allocation["history"][0]["limits"] == {str(session.pk): "24.0"}
