@@ -172,7 +172,7 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     for batch in (rises, kept):  # kept: the same limit again, before its validity ends
         if not _send_together(site, batch, now, unanswered):
             return "recompute"
-    _snapshot(site, views, now, failsafe)
+    _snapshot(site, views, now, failsafe, unanswered.chargers)
     return retry_after
 
 
@@ -211,11 +211,18 @@ def _failsafe_changes(site: Site, members: list[SiteMember], failsafe: Decimal) 
     return [
         Change(member, failsafe, installed.get(member.charge_point_id, Decimal("Infinity")))
         for member in members
-        if member.charge_point.connection_channel
+        if _sent_failsafes(member) and installed.get(member.charge_point_id) != failsafe
+    ]
+
+
+def _sent_failsafes(member: SiteMember) -> bool:
+    """Whether the member's charger is sent the site's failsafe default when it holds another:
+    connected, commissioned, not flagged."""
+    return (
+        bool(member.charge_point.connection_channel)
         and member.charge_point.lifecycle_state == LifecycleState.COMMISSIONED
         and not member.smart_charging_flag
-        and installed.get(member.charge_point_id) != failsafe
-    ]
+    )
 
 
 def _increase_wait(change: Change, now: datetime, rising: set[int]) -> float | None:
@@ -426,19 +433,22 @@ def _profile_body(
     return {"evse_id": evse, "charging_profile": profile}
 
 
-def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, failsafe: Decimal) -> None:
+def _snapshot(
+    site: Site, views: list[selectors.SessionView], now: datetime, failsafe: Decimal, silent: set[int]
+) -> None:
     """Record the allocation when it changed, and tell the webhook subscribers: every session's
-    limit, its TxProfile's (held, or sent in this pass), else the failsafe default it charges under;
-    under an operator's TxProfile above the site's, what that one lets it draw."""
+    limit, its TxProfile's (held, or sent in this pass), else the default it charges under
+    (``_default_held``; ``silent``: the chargers that left a profile unanswered in this run); under an
+    operator's TxProfile above the site's, what that one lets it draw."""
     sent = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(transaction__in=[v.transaction for v in views])}
     held = {}
     for view in views:
         limit = sent.get(view.transaction.pk, view.limit)  # view.limit: one another site sent (unsaved)
         taken = limit is not None and (view.limit is not None or limit.sent_at == now)
-        held[str(view.transaction.pk)] = str(limit.limit_a if limit is not None and taken else failsafe)
+        value = limit.limit_a if limit is not None and taken else _default_held(view, failsafe, silent)
         if view.override_a is not None:  # an operator's TxProfile above the site's prevails
-            overridden = min(view.override_a, view.demand.max_a)
-            held[str(view.transaction.pk)] = str(overridden.quantize(Decimal("0.1"), rounding="ROUND_FLOOR"))
+            value = view.held_a
+        held[str(view.transaction.pk)] = str(value.quantize(Decimal("0.1"), rounding="ROUND_FLOOR"))
     last = AllocationSnapshot.objects.filter(site=site).first()
     if last is not None and last.limits == held:
         return
@@ -457,6 +467,20 @@ def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, fai
         event_type=EventType.SITE_ALLOCATION_CHANGED,
         data=events.site_allocation_changed(site, snapshot),
     )
+
+
+def _default_held(view: selectors.SessionView, failsafe: Decimal, silent: set[int]) -> Decimal:
+    """What a session holding no TxProfile of the site's charges under after a pass: an operator's
+    TxDefaultProfile above the failsafe's stack level (``view.default_a``), else the site's
+    ``failsafe`` when its charger holds it now (sent it in the pass, ``_sent_failsafes``, unless
+    ``silent``), else the failsafe its charger last accepted (offline, pending, flagged or silent:
+    the site's may have moved since)."""
+    if view.default_a is not None:
+        return view.default_a
+    charger = view.member.charge_point_id
+    if view.failsafe_a is None or (charger not in silent and _sent_failsafes(view.member)):
+        return failsafe
+    return view.failsafe_a
 
 
 def failsafe_clear_on_commit(*, charge_point: ChargePoint) -> None:

@@ -292,3 +292,39 @@ def test_the_allocation_gives_a_session_under_an_operator_s_tx_profile_the_limit
     [held] = allocation["sessions"]
     assert (held["limit_a"], held["steered"]) == ("24.0", False)
     assert allocation["history"][0]["limits"] == {str(session.pk): "24.0"}
+
+
+def test_the_allocation_history_gives_a_session_without_a_tx_profile_the_default_its_charger_holds(
+    api_client, register_charge_point
+):
+    """Probe: a session holding no TxProfile of the site's was recorded in the history (and the
+    site.allocation_changed webhook) at the site's failsafe default, whatever its charger applies and
+    the site counts it at: under an operator's TxDefaultProfile at stack level 1 of 32 A the history
+    said 16 A (the 32 A site's failsafe for its two members); on a charger away since it accepted a
+    16 A failsafe, the site's failsafe lowered to 8 A since (four members), it said 8 A."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=230, capacity_a=32)
+    operator_s, away = register_charge_point("CP-DEFAULT"), register_charge_point("CP-AWAY")
+    sessions = []
+    for charge_point in (operator_s, away):
+        SiteMember.objects.create(site=site, charge_point=charge_point)
+        sessions.append(
+            Transaction.objects.create(
+                charge_point=charge_point,
+                ocpp_transaction_id=charge_point.charge_point_id,
+                start_key=charge_point.charge_point_id,
+                connector_id=1,
+                started_at=timezone.now(),
+            )
+        )
+    _installed(operator_s, purpose="TxDefaultProfile", connector_id=0, profile_id=5, stack_level=1, unit="A", limit=32)
+    _installed(away, purpose="TxDefaultProfile", connector_id=0, profile_id=1700000, stack_level=0, unit="A", limit=16)
+    for charge_point_id in ("CP-3", "CP-4"):  # the failsafe: 32 / 4 = 8 A
+        SiteMember.objects.create(site=site, charge_point=register_charge_point(charge_point_id))
+    site_apply(site_id=site.pk)
+    allocation = api_client.get(f"/api/v1/sites/{site.pk}/allocation").json()
+    limits = {str(sessions[0].pk): "32.0", str(sessions[1].pk): "16.0"}
+    assert [(s["transaction_id"], s["limit_a"]) for s in allocation["sessions"]] == [
+        (int(pk), limit) for pk, limit in limits.items()
+    ]
+    [history] = allocation["history"]
+    assert (history["limits"], history["limits_sum_a"]) == (limits, "48.0")
