@@ -211,18 +211,8 @@ def _failsafe_changes(site: Site, members: list[SiteMember], failsafe: Decimal) 
     return [
         Change(member, failsafe, installed.get(member.charge_point_id, Decimal("Infinity")))
         for member in members
-        if _sent_failsafes(member) and installed.get(member.charge_point_id) != failsafe
+        if selectors.member_sent_failsafes(member=member) and installed.get(member.charge_point_id) != failsafe
     ]
-
-
-def _sent_failsafes(member: SiteMember) -> bool:
-    """Whether the member's charger is sent the site's failsafe default when it holds another:
-    connected, commissioned, not flagged."""
-    return (
-        bool(member.charge_point.connection_channel)
-        and member.charge_point.lifecycle_state == LifecycleState.COMMISSIONED
-        and not member.smart_charging_flag
-    )
 
 
 def _increase_wait(change: Change, now: datetime, rising: set[int]) -> float | None:
@@ -472,13 +462,13 @@ def _snapshot(
 def _default_held(view: selectors.SessionView, failsafe: Decimal, silent: set[int]) -> Decimal:
     """What a session holding no TxProfile of the site's charges under after a pass: an operator's
     TxDefaultProfile above the failsafe's stack level (``view.default_a``), else the site's
-    ``failsafe`` when its charger holds it now (sent it in the pass, ``_sent_failsafes``, unless
+    ``failsafe`` when its charger holds it now (sent it in the pass, ``selectors.member_sent_failsafes``, unless
     ``silent``), else the failsafe its charger last accepted (offline, pending, flagged or silent:
     the site's may have moved since)."""
     if view.default_a is not None:
         return view.default_a
     charger = view.member.charge_point_id
-    if view.failsafe_a is None or (charger not in silent and _sent_failsafes(view.member)):
+    if view.failsafe_a is None or (charger not in silent and selectors.member_sent_failsafes(member=view.member)):
         return failsafe
     return view.failsafe_a
 

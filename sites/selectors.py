@@ -58,7 +58,8 @@ class SessionView:
     # TxProfile (A per phase): it prevails over the failsafe; None without one.
     default_a: Decimal | None = None
     # The site's failsafe default its charger holds (A per phase), as it last accepted it: the site's
-    # may have moved since (the charger offline, or silent on the new one); None: the site's.
+    # may have moved since (the charger offline, or silent on the new one); None: the site's. A charger
+    # that holds none and is sent none (``member_sent_failsafes``): the session's maximum.
     failsafe_a: Decimal | None = None
 
 
@@ -74,6 +75,16 @@ def member_watts_per_amp(*, site: Site, member: SiteMember) -> Decimal:
     """The W a limit of 1 A per phase is on a member: the site's voltage x the phases its cars draw on
     (as a W capacity counts a session, ``allocator``)."""
     return site.voltage_v * len(site_phase_indices(site=site, member=member))
+
+
+def member_sent_failsafes(*, member: SiteMember) -> bool:
+    """Whether the member's charger is sent the site's failsafe default when it holds another:
+    connected, commissioned (registration allows no profile, 1.6 §4.2, 2.0.1 B02), not flagged."""
+    return (
+        bool(member.charge_point.connection_channel)
+        and member.charge_point.lifecycle_state == LifecycleState.COMMISSIONED
+        and not member.smart_charging_flag
+    )
 
 
 def member_takes_watts_only(*, member: SiteMember) -> bool:
@@ -179,9 +190,13 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
         profiles = above.get(session.charge_point_id, [])
         override = _overriding(session, profiles, site.voltage_v, len(phases), now)
         default = _overriding(session, profiles, site.voltage_v, len(phases), now, purpose="TxDefaultProfile")
-        held_failsafe = failsafes.get(session.charge_point_id)
-        held_a = limit.limit_a if limit else (default if default is not None else _or(held_failsafe, failsafe))
         maximum = _connector_maximum(member, session)
+        held_failsafe = failsafes.get(session.charge_point_id)
+        if held_failsafe is None and not member_sent_failsafes(member=member):
+            # It holds none, and is sent none (away, pending or flagged: one added to the site while
+            # away): nothing limits its car but the charger, not the failsafe the site's others hold.
+            held_failsafe = maximum
+        held_a = limit.limit_a if limit else (default if default is not None else _or(held_failsafe, failsafe))
         if override is not None:  # it prevails on the charger over whatever the site sent
             held_a = min(override, maximum)
         views.append(

@@ -263,6 +263,31 @@ async def test_an_offline_chargers_share_is_kept_for_it(site_daphne, api_key):
         await _limits([a], [12])
 
 
+async def test_a_charger_made_a_member_while_away_mid_session_is_counted_at_its_maximum(site_daphne, api_key):
+    """Probe: a charger on no site lost its connection mid-session (a network outage: its car goes on
+    charging) and was made a member meanwhile; it holds no profile of the site's, yet the site counted
+    its session at the failsafe its members hold (32 / 2 = 16 A) and gave a's new session the other
+    16 A: 36 A on the 32 A connection with b's car at its 20 A maximum. Nothing limits b's car but
+    its charger until it is back: a gets the 12 A left."""
+    site_id = await _site_with_members(site_daphne, api_key, ["AWAY-A"])
+    await ChargePoint.objects.acreate(charge_point_id="AWAY-B", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with _booted(site_daphne, ["AWAY-B"]) as (b,):
+        await b.begin("CAR")
+    await eventually(lambda: ChargePoint.objects.filter(charge_point_id="AWAY-B", connection_channel="").aexists())
+    status, body = await ahttp(
+        f"{site_daphne.http_url}/api/v1/sites/{site_id}/members",
+        method="POST",
+        api_key=api_key,
+        body={"charge_point_id": "AWAY-B", "max_current_a": "20"},
+    )
+    assert status == 201, body
+    async with _booted(site_daphne, ["AWAY-A"]) as (a,):
+        await a.begin("CAR")
+        await _limits([a], [12])
+    await _site_settled(site_id)
+
+
 class Station(V201Client):
     """A 2.0.1 station that records the charging profiles it accepts."""
 

@@ -11,6 +11,7 @@ from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, MeterSample, Transaction
 from sites.models import SessionLimit, Site, SiteMember
 from sites.selectors import (
+    FAILSAFE_PROFILE_ID,
     TX_PROFILE_ID_BASE,
     site_capacity_a,
     site_failsafe_limit,
@@ -74,6 +75,28 @@ def _tx_profile_installed(session: Transaction) -> InstalledChargingProfile:
     )
 
 
+def _failsafe_installed(charge_point: ChargePoint, limit: float) -> InstalledChargingProfile:
+    """The site's failsafe TxDefaultProfile (1.6) as the charger's accepted answer records it."""
+    return InstalledChargingProfile.objects.create(
+        charge_point=charge_point,
+        connector_id=0,
+        profile_id=FAILSAFE_PROFILE_ID,
+        purpose="TxDefaultProfile",
+        stack_level=0,
+        ocpp_version="1.6",
+        profile={
+            "charging_profile_id": FAILSAFE_PROFILE_ID,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": {
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": limit}],
+            },
+        },
+    )
+
+
 def test_a_limit_whose_tx_profile_was_cleared_is_held_no_more(register_charge_point):
     """Round 43's probe: after a ClearChargingProfile the charger accepted, the engine still took the
     session for held at its old TxProfile limit, so it never sent it again (the charger ran under its
@@ -115,6 +138,7 @@ def test_a_charger_moved_from_another_site_is_held_at_the_tx_profile_that_site_s
     }
     installed.save()
     SiteMember.objects.create(site=site_b, charge_point=charge_point)  # taken off A, put on B
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connection_channel="channel")  # sent B's failsafe
     [view] = site_sessions(site=site_b, now=T0 + timedelta(seconds=10))
     assert (view.limit is not None, view.held_a) == (True, Decimal(32))
     site_a.delete()
@@ -213,6 +237,7 @@ def test_the_default_failsafe_is_shared_among_the_members_connectors_and_evses(r
     fresh = register_charge_point("CP-NEW")  # no status reported yet: one at least
     for charge_point in (dual, station, fresh):
         SiteMember.objects.create(site=site, charge_point=charge_point)
+    ChargePoint.objects.filter(pk=dual.pk).update(connection_channel="channel")  # sent the site's failsafe
     for connector_id in (0, 1, 2):  # 1.6: connector 0 is the charger itself
         Connector.objects.create(charge_point=dual, connector_id=connector_id)
     for evse_id in (1, 2):
@@ -341,6 +366,7 @@ def test_an_offline_charger_is_counted_at_its_tx_profile_until_that_profile_ends
     renewed = T0 + timedelta(minutes=1)
     SessionLimit.objects.create(site=site, transaction=session, limit_a=Decimal(24), sent_at=renewed, raised_at=T0)
     _tx_profile_installed(session)
+    _failsafe_installed(charge_point, 8)
     ChargePoint.objects.filter(pk=charge_point.pk).update(
         connection_channel="", offline_since=renewed + timedelta(minutes=5)
     )
