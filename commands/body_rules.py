@@ -304,6 +304,30 @@ def _time_window(holder: str, start: str, end: str) -> Callable[[dict[str, Any]]
     return check
 
 
+def _location201(holder: str, field: str) -> Callable[[dict[str, Any]], Refusals]:
+    """2.0.1 L01 UpdateFirmware (``firmware.location``) and N01 GetLog (``log.remoteLocation``): a
+    URI (their data type, which the 2.0.1 schemas leave a ``string``; 1.6's say ``format: uri``, and
+    ``schemas.value_errors`` refuses those): where the charger downloads the image or uploads the
+    log, so an absolute one (``schemas.uri_error``). An empty or relative one was sent and accepted,
+    the download or upload failing later at the charger."""
+
+    def check(body: dict[str, Any]) -> Refusals:
+        location = (body.get(holder) or {}).get(field)
+        refused = schemas.uri_error(location) if isinstance(location, str) else None
+        return {f"{holder}.{field}": [refused]} if refused else {}
+
+    return check
+
+
+_LOG_LOCATION = _location201("log", "remote_location")
+_LOG_WINDOW = _time_window("log", "oldest_timestamp", "latest_timestamp")
+
+
+def _get_log201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 N01 GetLog: its upload location (``_location201``) and its time window (``_time_window``)."""
+    return _LOG_LOCATION(body) | _LOG_WINDOW(body)
+
+
 def _request_stop(body: dict[str, Any]) -> Refusals:
     """2.0.1 F03: the transaction to stop is named by its id; an empty one names none."""
     if body.get("transaction_id") == "":
@@ -361,7 +385,8 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("1.6", "SendLocalList"): _local_list("list_version", "id_tag_info", _token16),
     ("2.0.1", "SendLocalList"): _local_list("version_number", "id_token_info", _token201),
     ("1.6", "GetDiagnostics"): _time_window("", "start_time", "stop_time"),
-    ("2.0.1", "GetLog"): _time_window("log", "oldest_timestamp", "latest_timestamp"),
+    ("2.0.1", "GetLog"): _get_log201,
+    ("2.0.1", "UpdateFirmware"): _location201("firmware", "location"),
     ("2.0.1", "RequestStopTransaction"): _request_stop,
     ("2.0.1", "GetTransactionStatus"): _transaction_status,
     ("2.0.1", "Reset"): _reset201,

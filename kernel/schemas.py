@@ -100,9 +100,22 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+
 
 
 # An absolute URI (RFC 3986 §3, §4.3: a scheme, ``:``, then URI characters, percent-encoded or not),
-# what a ``uri`` of the 1.6 schemas names (UpdateFirmware's and GetDiagnostics' ``location``): the
-# charger fetches or uploads there, and no relative, empty or space-holding one can be used.
+# what a ``uri`` of the 1.6 schemas names (UpdateFirmware's and GetDiagnostics' ``location``) and
+# 2.0.1's data type URI (UpdateFirmware's ``firmware.location``, GetLog's ``log.remoteLocation``,
+# whose schemas say only ``string``): the charger fetches or uploads there, and no relative, empty or
+# space-holding one can be used.
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+", re.ASCII)
+
+
+def uri_error(value: str) -> str | None:
+    """Why ``value`` is not an absolute URI (``_URI``) a charger can download from or upload to;
+    None when it is one."""
+    if _URI.fullmatch(value):
+        return None
+    return (
+        f"{value!r} is not an absolute URI: a scheme and where (https://files.example.com/fw.bin,"
+        " ftp://user:password@host/path), any space or other character outside URIs percent-encoded."
+    )
 
 
 # Already as OCPP sends times: UTC (``Z``), at most three decimals. Kept as written.
@@ -175,11 +188,8 @@ def value_errors(
             parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
             if parsed is None or parsed.year < 1000:  # UTC holds it in four digits
                 errors[path] = f"{value!r} is not an RFC 3339 date-time with its offset (2027-01-31T09:00:00Z)."
-        elif schema.get("format") == "uri" and isinstance(value, str) and not _URI.fullmatch(value):
-            errors[path] = (
-                f"{value!r} is not an absolute URI: a scheme and where (https://files.example.com/fw.bin,"
-                " ftp://user:password@host/path), any space or other character outside URIs percent-encoded."
-            )
+        elif schema.get("format") == "uri" and isinstance(value, str) and (refused := uri_error(value)):
+            errors[path] = refused
         elif schema.get("type") == "integer" and isinstance(value, int) and value not in INT32_RANGE:
             errors[path] = f"{value} is beyond OCPP's 32-bit integers ({INT32_RANGE[0]} to {INT32_RANGE[-1]})."
         elif path and isinstance(path[-1], str) and name(path[-1]) in NON_NEGATIVE and _negative(value):

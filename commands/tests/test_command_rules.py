@@ -78,6 +78,12 @@ FULL_WIDTH_DIGITS = "2031-01-01T10:00:00Z".translate({ord(d): ord(d) + 0xFEE0 fo
 ONE_ENTRY = {"local_authorization_list": [LIST_ENTRY]}
 LOG = {"remote_location": "https://logs.example/upload"}
 FUTURE = "2031-01-01T00:00:00Z"
+LOG_AT, FW_AT = "log.remote_location", "firmware.location"
+
+
+def firmware201(location: str) -> dict[str, Any]:
+    """A 2.0.1 UpdateFirmware's ``firmware`` from ``location``."""
+    return {"location": location, "retrieve_date_time": FUTURE}
 
 
 @pytest.mark.parametrize(
@@ -184,6 +190,16 @@ FUTURE = "2031-01-01T00:00:00Z"
             },
             "log.latest_timestamp",
         ),
+        # Probe: a 2.0.1 location that is no absolute URI (its data type URI, its schema a string) was sent
+        ("2.0.1", "get_log", {"log_type": "DiagnosticsLog", "request_id": 1, "log": {"remote_location": ""}}, LOG_AT),
+        (
+            "2.0.1",
+            "get_log",
+            {"log_type": "DiagnosticsLog", "request_id": 1, "log": {"remote_location": "relative/path"}},
+            LOG_AT,
+        ),
+        ("2.0.1", "update_firmware", {"request_id": 1, "firmware": firmware201("")}, FW_AT),
+        ("2.0.1", "update_firmware", {"request_id": 1, "firmware": firmware201("fw.example.com/fw.bin")}, FW_AT),
         ("2.0.1", "get_base_report", {"request_id": -1, "report_base": "FullInventory"}, "request_id"),
         ("2.0.1", "request_start_transaction", {"remote_start_id": -5, "id_token": TOKEN}, "remote_start_id"),
         ("2.0.1", "request_stop_transaction", {"transaction_id": ""}, "transaction_id"),
@@ -511,6 +527,10 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
             },
         ),
         ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201({"start_schedule": None})}),
+        (
+            "update_firmware",
+            {"request_id": 1, "firmware": firmware201("ftp://fw.example.com/a%20b.bin?v=1&t=a~b")},
+        ),
         (
             "request_start_transaction",
             {
