@@ -109,13 +109,34 @@ class _FilePart:
         self.file.close()
 
 
+# RFC 9110 §14.5: a PUT with a Content-Range is a part of a file sent as if it were all of it, answered
+# 400. Stored as the whole upload it spent the single-use token, and the rest of the file was refused 403.
+_PARTIAL = (
+    "Content-Range: this endpoint takes a whole file in one request, not a part of one; nothing was stored"
+    " and the upload URL is still valid."
+)
+_CONTENT_RANGE = re.compile(r"bytes +([0-9]+)-([0-9]+)/([0-9]+)")
+
+
+def _a_part(content_range: str | None) -> bool:
+    """Whether a ``Content-Range`` says the body is a part of a file: any range but the whole of a
+    file of known length (``bytes 0-99/100``, which some HTTP clients send with every upload)."""
+    if content_range is None:
+        return False
+    match = _CONTENT_RANGE.fullmatch(content_range.strip())
+    return match is None or int(match[1]) != 0 or int(match[2]) + 1 != int(match[3])
+
+
 @csrf_exempt
 @require_http_methods(["POST", "PUT"])
 def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") -> HttpResponse:
     """Take a charger's upload (multipart form file, POST or PUT, or the raw body) for a single-use token.
 
-    403 for an unknown, expired or used token; 413 above ``CSMS_DIAGNOSTICS_MAX_BYTES``.
+    403 for an unknown, expired or used token; 413 above ``CSMS_DIAGNOSTICS_MAX_BYTES``; 400 for a
+    part of a file (``Content-Range``, ``_PARTIAL``), the token left unspent.
     """
+    if _a_part(request.headers.get("Content-Range")):
+        return JsonResponse(error_body("ValidationError", _PARTIAL), status=400)
     limit = settings.CSMS_DIAGNOSTICS_MAX_BYTES
     if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
         return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)

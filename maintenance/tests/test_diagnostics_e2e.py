@@ -175,6 +175,36 @@ async def test_a_form_put_is_stored_as_the_same_form_posted(shared_files, chunke
     assert await sync_to_async(lambda: record.file.open("rb").read())() == content
 
 
+def _put(url: str, content: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    """A raw PUT of ``content`` with ``headers``; the status and the JSON answer."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("PUT", parts.path, body=content, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+async def test_a_part_of_a_file_is_refused_and_the_whole_file_then_stored(shared_files):
+    """RFC 9110 §14.5: a PUT with a Content-Range naming a part of the file is a 400. Its first part
+    was stored as the whole upload (201, ``uploaded``, 10 bytes of 30) and spent the single-use
+    token: the rest was refused 403, the log lost. A range that is the whole file is an upload."""
+    token, record = await _token_for("PARTS")
+    url = f"{links.diagnostics_upload_url(token=token)}/diag.log"
+    content = b"0123456789" * 3
+    status, answer = await asyncio.to_thread(_put, url, content[:10], {"Content-Range": "bytes 0-9/30"})
+    assert (status, answer.get("error")) == (400, "ValidationError"), answer
+    record = await LogUpload.objects.aget(pk=record.pk)
+    assert (record.state, record.received_at, record.file.name) == ("requested", None, "")
+    status, _ = await asyncio.to_thread(_put, url, content, {"Content-Range": "bytes 0-29/30"})
+    assert status == 201
+    record = await LogUpload.objects.aget(pk=record.pk)
+    assert (record.state, record.size) == ("uploaded", len(content))
+    assert await sync_to_async(lambda: record.file.open("rb").read())() == content
+
+
 class NothingToUpload16(DiagnosticsCharger16):
     """Answers GetDiagnostics without a fileName: it has no diagnostics (1.6 6.26), and uploads nothing."""
 
