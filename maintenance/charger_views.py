@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from kernel.api_errors import error_body
+from kernel.request_bodies import FORM_ROOM
 from maintenance.errors import MaintenanceError
 from maintenance.links import LinkRefused, firmware_download_verify
 from maintenance.models import FirmwareFile
@@ -132,23 +133,24 @@ def _a_part(content_range: str | None) -> bool:
 def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") -> HttpResponse:
     """Take a charger's upload (multipart form file, POST or PUT, or the raw body) for a single-use token.
 
-    403 for an unknown, expired or used token; 413 above ``CSMS_DIAGNOSTICS_MAX_BYTES``; 400 for a
-    part of a file (``Content-Range``, ``_PARTIAL``), the token left unspent.
+    403 for an unknown, expired or used token; 413 for a file above ``CSMS_DIAGNOSTICS_MAX_BYTES``
+    (a form's own lines beside it not counted: ``FORM_ROOM``); 400 for a part of a file
+    (``Content-Range``, ``_PARTIAL``), the token left unspent.
     """
     if _a_part(request.headers.get("Content-Range")):
         return JsonResponse(error_body("ValidationError", _PARTIAL), status=400)
-    limit = settings.CSMS_DIAGNOSTICS_MAX_BYTES
-    if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-        return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
     multipart = request.content_type == "multipart/form-data"
+    bound = settings.CSMS_DIAGNOSTICS_MAX_BYTES + (FORM_ROOM if multipart else 0)
+    if int(request.META.get("CONTENT_LENGTH") or 0) > bound:
+        return _too_large()
     if multipart and request.META.get("CONTENT_LENGTH") and request.method == "POST":
         return _form_received(token, list(request.FILES.values()), file_name)
     with tempfile.TemporaryFile() as spool:
         size = 0
         while chunk := request.read(_CHUNK):
             size += len(chunk)
-            if size > limit:
-                return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
+            if size > bound:
+                return _too_large()
             spool.write(chunk)
         spool.seek(0)
         if multipart:  # sent chunked, or PUT: Django parses the form of a POST with its length alone
@@ -161,11 +163,19 @@ def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") ->
         return _received(token, File(spool, name=file_name or "upload"), file_name)
 
 
+def _too_large() -> HttpResponse:
+    limit = settings.CSMS_DIAGNOSTICS_MAX_BYTES
+    return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
+
+
 def _form_received(token: str, files: list[Any], file_name: str) -> HttpResponse:
-    """The first file of a multipart form, named by the URL, else by the form."""
+    """The first file of a multipart form, named by the URL, else by the form; 413 above
+    ``CSMS_DIAGNOSTICS_MAX_BYTES`` (the form around it may be up to ``FORM_ROOM`` more)."""
     if not files:
         return JsonResponse(error_body("ValidationError", "The form carries no file."), status=400)
     upload: File = files[0]
+    if upload.size is not None and upload.size > settings.CSMS_DIAGNOSTICS_MAX_BYTES:
+        return _too_large()
     return _received(token, upload, file_name or upload.name or "")
 
 
