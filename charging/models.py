@@ -205,6 +205,16 @@ class Transaction(models.Model):
         " end stops being idle at a later Charging state arriving late).",
     )
     time_spent_charging = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 timeSpentCharging.")
+    # db_default: the release before it inserts sessions without it
+    withheld_seconds = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="2.0.1: time the station withheld energy (chargingState SuspendedEVSE) before withheld_since,"
+        " which an idle time taken from timeSpentCharging leaves out.",
+    )
+    withheld_since = models.DateTimeField(
+        null=True, blank=True, help_text="2.0.1: withholding energy (SuspendedEVSE) since, while the EV was not idle."
+    )
     seq_nos = models.JSONField(
         default=list,
         blank=True,

@@ -46,6 +46,7 @@ from charging.services.session_rows import (
     transaction_remember,
     transaction_save_changes,
     transactions_open_on_connector,
+    withheld_state_apply,
 )
 from charging.signals import charger_draw_changed
 from kernel.plain_sql import (
@@ -714,6 +715,7 @@ def transaction_updated_record(
     evse_id: int | None = None,
     connector_id: int | None = None,
     charging: bool | None = None,
+    withheld: bool = False,
     time_spent_charging: int | None = None,
 ) -> bool:
     """A 2.0.1 TransactionEvent(Updated) without idToken, remoteStartId or reservationId, of an
@@ -739,7 +741,7 @@ def transaction_updated_record(
         # A replay adds nothing; one with readings, or telling a state, may be an event whose
         # seqNo its charger's reboot restarted, which only the full way judges
         # (``_seq_no_restarted``: one statement, for such an event only).
-        return not samples and charging is None and time_spent_charging is None
+        return not samples and charging is None and not withheld and time_spent_charging is None
     seq_no_seen(session, seq_no)
     if session.evse_id is None:
         session.evse_id = column_int(evse_id)
@@ -749,8 +751,11 @@ def transaction_updated_record(
     # 2.0.1: the readings of its Started and Updated events, stored as the message they came in
     rows = sample_rows(session.charge_point_id, session, samples, source="TransactionEvent")
     samples_learned(session, samples, rows)
-    if charging is not None:  # a kept session is active
-        charging_state_apply(session, charging=charging, at=at, late=event_late(session, seq_no), sequenced=True)
+    if charging is not None or withheld:  # a kept session is active
+        late = event_late(session, seq_no)
+        withheld_state_apply(session, withheld=withheld, at=at, late=late)
+        if charging is not None:
+            charging_state_apply(session, charging=charging, at=at, late=late, sequenced=True)
     time_spent_charging_apply(session, time_spent_charging)
     sample_rows_stored(rows, may_gather=True)
     transaction_save_changes(session, may_gather=True)

@@ -643,6 +643,23 @@ def charging_state_apply(
         session.idle_since = None
 
 
+def withheld_state_apply(session: Transaction, *, withheld: bool, at: datetime, late: bool) -> None:
+    """A 2.0.1 chargingState of open ``session`` told at ``at``: ``withheld`` (SuspendedEVSE, the
+    station withholding energy: a site's pause at 0 A) opens a withheld time, unless the EV is idle
+    already (it stays idle, ``charging_state_apply``); any other state closes it into
+    ``withheld_seconds``. The charger's ``timeSpentCharging`` counts no such time, and an idle time
+    taken from it leaves it out (``transaction_end``), as the states do. ``late``: an event that
+    arrived after a later one of its session (``event_late``) opens and closes nothing."""
+    if late or session.status != TransactionStatus.ACTIVE:
+        return
+    if withheld:
+        if session.withheld_since is None and session.idle_since is None:
+            session.withheld_since = max(at, session.started_at)
+    elif session.withheld_since is not None and at >= session.withheld_since:
+        session.withheld_seconds += seconds_between(session.withheld_since, at)
+        session.withheld_since = None
+
+
 def _ended_idle_until(session: Transaction, at: datetime) -> datetime | None:
     """The end of ``session`` when it ended idle (its charger's stop billed the idle time a state told
     opened up to the end: ``transaction_finish``) and ``at`` is before it, else None: a Charging state

@@ -291,6 +291,9 @@ def transaction_finish(
     if session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, billed_until)
         session.idle_since = None
+    if session.withheld_since is not None:  # withheld to its end (2.0.1 SuspendedEVSE)
+        session.withheld_seconds += seconds_between(session.withheld_since, billed_until)
+        session.withheld_since = None
     if session.time_spent_charging is not None:  # 2.0.1: the charger's count, as billing takes it
         session.idle_seconds = _idle_seconds(session, billed_until, final=time_spent_charging_final)
     # A 1.6 stop that measured nothing: no meterStop (absorbed, ``leniency``), no reading but the meter
@@ -353,11 +356,13 @@ def _meter_start_only(session: Transaction, readings: list[metering.Reading]) ->
 
 def _idle_seconds(session: Transaction, billed_until: datetime, *, final: bool) -> int:
     """A 2.0.1 session's idle time from the charger's ``timeSpentCharging``: the session's time less
-    it when the stop sent it (``final``), else (the last total an earlier event sent, which counted
-    only up to that event: a Started's 0) no more than its charging states gave (``idle_seconds``,
-    or what a first end made of them and a late event may only lessen)."""
+    it and less the time the station withheld energy (SuspendedEVSE, ``withheld_seconds``: a site's
+    pause is no idle time, and the charger counts no charging time in it) when the stop sent it
+    (``final``), else (the last total an earlier event sent, which counted only up to that event: a
+    Started's 0) no more than its charging states gave (``idle_seconds``, or what a first end made of
+    them and a late event may only lessen)."""
     duration = seconds_between(session.started_at, billed_until)
-    left = duration - min(session.time_spent_charging or 0, duration)
+    left = max(duration - min(session.time_spent_charging or 0, duration) - session.withheld_seconds, 0)
     return left if final else min(left, session.idle_seconds)
 
 

@@ -83,6 +83,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
     transactions_started_or_open,
+    withheld_state_apply,
 )
 from charging.services.start_reads import (
     StartLookup,
@@ -117,7 +118,8 @@ class StartRequest:
 
     ``start_key`` identifies a replay of the same start. ``started_at`` is the charger's time.
     ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken
-    came). ``charging``: whether the EV draws power (None: not said). 2.0.1 has no meter start in
+    came). ``charging``: whether the EV draws power (None: not said); ``withheld``: the station
+    withholds it (2.0.1 SuspendedEVSE, ``charging`` None). 2.0.1 has no meter start in
     the message (``meter_start_wh`` None): it is the Transaction.Begin register reading, or the
     first one; ``baseline_expected``: a session without one is flagged for review (an offline
     start, or one first seen through a later event). ``seq_no``: the 2.0.1 event's seqNo (None in
@@ -136,6 +138,7 @@ class StartRequest:
     id_token_type: str = ""
     authorize: bool = True
     charging: bool | None = None
+    withheld: bool = False
     meter_start_wh: Decimal | None = None
     ocpp_transaction_id: str = ""
     reservation_id: int | None = None
@@ -553,7 +556,7 @@ def _seq_no_restarted(session: Transaction, request: StartRequest, start: Charge
 def _state_restarted(session: Transaction, request: StartRequest) -> bool:
     """``_seq_no_restarted`` of a state-only event: one that tells a state, stamped (as sent) at
     or after its charger's last boot, which happened after the session reached the CSMS."""
-    if request.charging is None and request.time_spent_charging is None:
+    if request.charging is None and not request.withheld and request.time_spent_charging is None:
         return False
     booted = ChargePoint.objects.filter(pk=session.charge_point_id, last_boot_at__gt=session.created_at)
     return booted.filter(last_boot_at__lte=request.started_at).exists()
@@ -600,9 +603,12 @@ def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool
     samples_learned(session, request.samples, rows)
     # An ended session (its charger's end, which re-prices it) takes a state its Ended overtook, when no
     # state told is later (``charging_state_apply``'s ``sequenced``): idle from it to the end.
-    if request.charging is not None and (session.status == TransactionStatus.ACTIVE or not session.closed_by_csms):
+    told = request.withheld or request.charging is not None
+    if told and (session.status == TransactionStatus.ACTIVE or not session.closed_by_csms):
         late = not restarted and event_late(session, request.seq_no)
-        charging_state_apply(session, charging=request.charging, at=request.started_at, late=late, sequenced=True)
+        withheld_state_apply(session, withheld=request.withheld, at=request.started_at, late=late)
+        if request.charging is not None:
+            charging_state_apply(session, charging=request.charging, at=request.started_at, late=late, sequenced=True)
     time_spent_charging_apply(session, request.time_spent_charging)
     return rows
 

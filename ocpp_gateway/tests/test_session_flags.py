@@ -533,3 +533,31 @@ async def test_v201_a_pause_of_the_station_s_own_is_not_idle_time(daphne):
         ] == 3
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
     assert session.idle_seconds == 5 * 60
+
+
+async def test_v201_a_pause_of_the_station_s_own_is_not_idle_time_when_it_counts_its_charging_time(daphne):
+    """Probe: a station that reports ``timeSpentCharging`` (the time energy flowed, E01-E07) had the
+    site's 30-minute pause (SuspendedEVSE) billed as idle time all the same: its idle time is the
+    session's time less the charging time, and the pause is in neither (35 idle minutes, 3.50 EUR of
+    idle fee, for an EV idle 5). The station's pauses are left out of it, as the states leave them out;
+    one that comes while the EV is idle already (minute 47) stays idle time."""
+    await charger_with_tariff("CP-PAUSE-SPENT")
+    await Tariff.objects.filter(is_default=True).aupdate(idle_fee_per_minute=Decimal("0.10"))
+    started = charging_event("Started", 0, 0, "Charging", 0, idToken=TOKEN, evse={"id": 1})
+    async with raw_socket(daphne, "2.0.1", "CP-PAUSE-SPENT") as websocket:
+        await call(websocket, "t1", "TransactionEvent", started)
+        for seq_no, minute, state, spent in (
+            (1, 10, "SuspendedEVSE", 600),
+            (2, 40, "Charging", 600),
+            (3, 45, "SuspendedEV", 900),
+            (4, 47, "SuspendedEVSE", 900),
+        ):
+            updated = charging_event("Updated", seq_no, minute, state, spent)
+            await call(websocket, f"u{seq_no}", "TransactionEvent", updated)
+        ended = charging_event("Ended", 5, 50, "SuspendedEVSE", 900)
+        # 1.00 fee + 5 idle minutes x 0.10
+        assert await call(websocket, "t9", "TransactionEvent", ended) == [3, "t9", {"totalCost": 1.5}]
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.time_spent_charging, session.idle_seconds) == (900, 5 * 60)
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.idle_seconds, record.charging_seconds) == (5 * 60, 45 * 60)

@@ -33,6 +33,9 @@ from ocpp_gateway.group_commit import in_commit_group
 # ``SuspendedEVSE`` (the station withholding energy: a smart charging limit, a site's pause at 0 A) is
 # not the driver's idle time: it opens none and ends none, as in 1.6.
 _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "Idle": True}
+# The station withholding energy: no idle time, and none of the time an idle time taken from its
+# timeSpentCharging (which counts only the time energy flowed) bills (``withheld_state_apply``).
+_WITHHELD = "SuspendedEVSE"
 
 
 # The idToken type of a PIN code typed at the station (2.0.1 IdTokenEnumType, C04).
@@ -197,6 +200,7 @@ def _reading_recorded(payload: dict[str, Any], at: datetime, samples: list[Sampl
         evse_id=evse.get("id"),
         connector_id=evse.get("connectorId"),
         charging=_CHARGING.get(info.get("chargingState", "")),
+        withheld=info.get("chargingState") == _WITHHELD,
         time_spent_charging=info.get("timeSpentCharging"),
     )
 
@@ -236,6 +240,7 @@ def _start_request(
         id_token_type=token_type,
         authorize=bool(token) and token_type != "NoAuthorization",
         charging=_CHARGING.get(info.get("chargingState", "")),
+        withheld=info.get("chargingState") == _WITHHELD,
         reservation_id=payload.get("reservationId"),
         remote_start_id=info.get("remoteStartId"),
         samples=samples,
