@@ -485,7 +485,9 @@ def _bound_unread(rows: Sequence[SampleRow]) -> bool:
     return bool(unread - {row.context for row in registers if row.value is not None})
 
 
-def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
+def samples_learned(
+    session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow], *, stood_in: bool = False
+) -> None:
     """What the session learns from its new ledger ``rows``: unreadable values and implausible
     clocks flagged, its baseline, live register and energy so far (the caller saves it). The live
     register follows only a reading of the register the session holds (``last_register_scope``:
@@ -495,7 +497,8 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     ``Transaction.Begin``): a Begin reading sent again later (a StopTransaction's
     ``transactionData``, an Ended repeating it, often rounded to kWh) never moves it. A Begin takes
     its place only when there is none, it is 0 (a charger that does not know its register at the
-    start), or it was the first reading standing in (``missing_baseline``)."""
+    start), or it was the first reading standing in (``missing_baseline``; ``stood_in``: one the
+    caller found, ``meter_start_stood_in``)."""
     if any(row.value is None and row.format != metering.SIGNED_DATA for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
         if _bound_unread(rows):
@@ -508,7 +511,7 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
     if (
         begin
-        and (not session.meter_start_wh or Anomaly.MISSING_BASELINE in session.anomalies)
+        and (not session.meter_start_wh or Anomaly.MISSING_BASELINE in session.anomalies or stood_in)
         and (session.last_register_scope is None or _of_every_phase_held(session, rows, begin[0]))
     ):
         session.meter_start_wh = begin[0].wh
@@ -532,6 +535,27 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
             break
     if session.status == TransactionStatus.ACTIVE and session.last_register_wh is not None:
         session.energy_wh = _live_energy(session, before_wh, before_at, moved)
+
+
+def meter_start_stood_in(session: Transaction, rows: Sequence[SampleRow]) -> bool:
+    """Whether the meter start of 2.0.1 ``session`` is the first reading standing in for a
+    Transaction.Begin that ``rows`` (an event's, before they are stored) bring: they read one below it,
+    and the session's ledger holds none (its Started, online, carried no reading: nothing flagged it).
+    An Ended carries the readings of the whole transaction (J02, SampledDataTxEndedMeasurands), its
+    Begin among them. One statement, for such rows only (a Begin that repeats the meter start reads none)."""
+    if session.ocpp_version != "2.0.1" or not session.meter_start_wh or session.pk is None:
+        return False
+    if not any(row.context == "Transaction.Begin" and row.measurand == metering.ENERGY_REGISTER for row in rows):
+        return False
+    begin = [reading for reading in metering.register_readings(rows) if reading.context == "Transaction.Begin"]
+    if not begin or begin[0].wh >= session.meter_start_wh:
+        return False
+    gathered = gathered_rows_of(MeterSample, ("measurand", "context"), ("transaction_id", session.pk))
+    if [metering.ENERGY_REGISTER, "Transaction.Begin"] in gathered:
+        return False  # an earlier event's of the batch, not yet written
+    return not MeterSample.objects.filter(
+        transaction_id=session.pk, measurand=metering.ENERGY_REGISTER, context="Transaction.Begin"
+    ).exists()
 
 
 def _live_energy(

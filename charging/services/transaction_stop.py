@@ -36,6 +36,7 @@ from charging.services.meter_ledger import (
     SampleRow,
     charger_time_judged,
     meter_bounded,
+    meter_start_stood_in,
     meter_value_notes,
     sample_rows,
     sample_rows_stored,
@@ -159,9 +160,10 @@ def transaction_stop(request: StopRequest) -> StopResult:
         if _ended_by_the_charger(session) and (seen or _is_resent_stop(session, meter_stop, stop.sent)):
             transaction_save_changes(session)
             return StopResult(session, answer)
+        stood_in = meter_start_stood_in(session, rows)  # asked of the ledger before its rows join it
         # Gathered into the batch's COPY: the session's ledger read below adds them to what it reads.
         sample_rows_stored(rows, may_gather=True)
-        samples_learned(session, samples, rows)
+        samples_learned(session, samples, rows, stood_in=stood_in)
         if _ended_by_the_charger(session):
             transaction_save_changes(session)
             return StopResult(session, answer, park(ReconciliationReason.ALREADY_STOPPED, session)[0])

@@ -1055,3 +1055,34 @@ async def test_a_v16_session_open_when_its_charger_moved_to_v201_is_closed_after
     session = await Transaction.objects.aget(pk=transaction_id)
     expected = ("ended", "Reboot", True) if booted else ("active", "", False)
     assert (session.status, session.stop_reason, session.closed_by_csms) == expected
+
+
+async def test_v201_the_begin_reading_an_ended_brings_is_the_meter_start_a_later_reading_stood_in_for(daphne):
+    """J02: an Ended carries the readings of the whole transaction (SampledDataTxEndedMeasurands), its
+    ``Transaction.Begin`` among them. Probe: a station whose Started carried no reading (no
+    SampledDataTxStartedMeasurands) had its first periodic reading stand in for the meter start, and the
+    Begin the Ended brought was dropped: 4 kWh billed for the 8 the register counted. The Begin is the
+    meter start when none came before it (a repeat of a Begin the Started sent, rounded, moves nothing)."""
+    await register("CP201-ENDED-BEGIN")
+    await tariff_030_eur_with_1_eur_fee()
+
+    def reading(timestamp: str, wh: int, context: str) -> dict:
+        return {"timestamp": timestamp, "sampledValue": [{"value": wh, "context": context}]}
+
+    started = _event201("Started", 0, T0, 0, "TX-ENDED-BEGIN")
+    del started["meterValue"]
+    ended = _event201("Ended", 2, T1, 9000, "TX-ENDED-BEGIN")
+    ended["meterValue"] = [
+        reading(T0, 1000, "Transaction.Begin"),
+        reading(T_HALF, 5000, "Sample.Periodic"),
+        reading(T1, 9000, "Transaction.End"),
+    ]
+    async with raw_socket(daphne, "2.0.1", "CP201-ENDED-BEGIN") as websocket:
+        await raw_call(websocket, "e0", "TransactionEvent", started)
+        await raw_call(websocket, "e1", "TransactionEvent", _event201("Updated", 1, T_HALF, 5000, "TX-ENDED-BEGIN"))
+        answer = await raw_call(websocket, "e2", "TransactionEvent", ended)
+
+    assert answer == [3, "e2", {"totalCost": 3.4}]  # 8 kWh x 0.30 + 1.00
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-ENDED-BEGIN")
+    assert (session.meter_start_wh, session.meter_stop_wh, session.energy_wh) == (1000, 9000, 8000)
+    assert (session.anomalies, session.needs_review) == ([], False)
