@@ -125,6 +125,31 @@ def reported_rate_unit(report_data: Sequence[dict[str, Any]]) -> str | None:
     return _reported_actual(report_data, is_rate_unit)
 
 
+def pending_kept(
+    pending: str | None, learned_at: datetime, read: str | None, last_boot_at: datetime | None
+) -> str | None:
+    """The ``pending_value`` a read (GetConfiguration, NotifyReport, GetVariables) leaves a row that
+    had ``pending`` (a change answered RebootRequired) since ``learned_at``: kept while the charger has
+    not booted since (``last_boot_at``: only a restart moves it) and the read gives another value (the
+    charger takes the change at its next boot, and a read before it gives the value it runs with);
+    settled (None) by a read after that boot, or one giving the pending value. ``pending_kept_sql``
+    in SQL."""
+    if pending is None or pending == read:
+        return None
+    return pending if last_boot_at is None or learned_at >= last_boot_at else None
+
+
+def pending_kept_sql(row: str, read: str, charger: str, *, settled: str = "false") -> str:
+    """``pending_kept`` as SQL: ``row`` the stored row's alias (its ``pending_value``, ``learned_at``),
+    ``read`` the value read, ``charger`` the SQL of its charger's id; ``settled``: SQL true when the
+    read settles it anyway (a 1.6 key the charger says it does not know)."""
+    return (
+        f"CASE WHEN {row}.pending_value IS NULL OR {settled} OR {row}.pending_value = {read} THEN NULL"
+        f" WHEN {row}.learned_at >= coalesce((SELECT b.last_boot_at FROM {_CHARGERS} b WHERE b.id = {charger}),"
+        f" '-infinity') THEN {row}.pending_value END"
+    )
+
+
 def identity_digest(key: tuple[Any, ...]) -> str:
     """``DeviceModelVariable.identity``: SHA-256 of a ``variable_identity`` tuple."""
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
@@ -294,6 +319,11 @@ def request_id_next_sql(charger: str) -> str:
     )
 
 
+# A reported attribute's pending value (``pending_kept_sql``): its charger is its variable's.
+_ATTRIBUTE_PENDING_KEPT = pending_kept_sql(
+    "a", "EXCLUDED.value", f"(SELECT w.charge_point_id FROM {_VARIABLES} w WHERE w.id = a.variable_id)"
+)
+
 # Whether a report's parts, this one's added, are every one from seqNo 0 up to its last (the part
 # with tbc false): a part the charger lost leaves the report incomplete (OCPP 2.0.1 B07: seqNo
 # counts the parts from 0).
@@ -356,7 +386,10 @@ _STATEMENT = (
     " JOIN variable ON variable.charge_point_id = cp.id AND variable.identity = y.identity"
     " JOIN report ON report.charge_point_id = cp.id ORDER BY variable.id, y.type"
     f" ON CONFLICT (variable_id, {_quoted(DeviceModelAttribute, 'type')}) DO UPDATE SET "
-    + ", ".join(f"{column} = EXCLUDED.{column}" for column in _ATTRIBUTE_SET_COLUMNS)
+    + ", ".join(
+        f"{column} = {_ATTRIBUTE_PENDING_KEPT if name == 'pending_value' else f'EXCLUDED.{column}'}"
+        for name, column in zip(_ATTRIBUTE_SET, _ATTRIBUTE_SET_COLUMNS, strict=True)
+    )
     + " RETURNING 1),"
     # A FullInventory report the CSMS asked for, completed by this part, is the whole device model:
     # the charger's variables it did not report (learned before it started, not among this part's)

@@ -1,7 +1,8 @@
 """Recording what chargers tell of their configuration: 1.6 keys and the 2.0.1 device model.
 
 Every write stamps when (``learned_at``) and how (``learned_from``, the command or the report's
-requestId) the value was learned. A fresh read of a value also clears its ``pending_value``.
+requestId) the value was learned. A read of a value after the charger's next boot, or one giving
+it, also clears its ``pending_value`` (``report_writes.pending_kept``).
 Payloads are snake_case (the ``ocpp`` package's kwargs, ``Command.request``/``response``).
 """
 
@@ -40,6 +41,8 @@ from configuration.report_writes import (
     identity_digest,
     is_heartbeat_interval,
     is_rate_unit,
+    pending_kept,
+    pending_kept_sql,
     report_parts_stored,
     report_stored_taken,
     report_unit_register,
@@ -88,6 +91,7 @@ def configuration_keys_record(
         _configuration_key(charge_point, key, value, readonly, unknown, LearnedFrom.GET_CONFIGURATION, command, now)
         for key, (value, readonly, unknown) in answered.items()
     ]
+    _pending_values_kept(charge_point, rows)
     with transaction.atomic():  # PostgreSQL's one statement above is atomic by itself, without a savepoint
         if complete:
             ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=answered.keys()).delete()
@@ -98,6 +102,24 @@ def configuration_keys_record(
             update_fields=["value", "readonly", "unknown", "pending_value", "learned_from", "command", "learned_at"],
         )
     return len(rows)
+
+
+def _pending_values_kept(charge_point: ChargePoint, rows: list[ConfigurationKey]) -> None:
+    """The ``pending_value`` each read key keeps (``pending_kept``; a key the charger says it does
+    not know: none), as ``_KEY_PENDING_KEPT`` leaves it. Two queries when a key waits, else one."""
+    waiting = {
+        key: (pending, learned_at)
+        for key, pending, learned_at in ConfigurationKey.objects.filter(
+            charge_point=charge_point, pending_value__isnull=False
+        ).values_list("key", "pending_value", "learned_at")
+    }
+    if not waiting:
+        return
+    booted = ChargePoint.objects.filter(pk=charge_point.pk).values_list("last_boot_at", flat=True).first()
+    for row in rows:
+        if row.key in waiting and not row.unknown:
+            pending, learned_at = waiting[row.key]
+            row.pending_value = pending_kept(pending, learned_at, row.value, booted)
 
 
 # A key's (value, readonly, unknown) as answered: None for what the charger did not give.
@@ -223,12 +245,12 @@ _KEYS_TOGETHER = (
     " %s::boolean[]) AS t(cp, command_id, k, v, r, u)),"
     " gone AS (DELETE FROM {table} d WHERE d.charge_point_id = ANY(%s::bigint[])"
     " AND NOT EXISTS (SELECT 1 FROM t WHERE t.cp = d.charge_point_id AND t.k = d.key))"
-    " INSERT INTO {table} (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
+    " INSERT INTO {table} AS held (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
     " command_id, learned_at)"
     " SELECT cp, CASE WHEN cp = ANY(%s::bigint[]) THEN k ELSE {stored_case} END, v, r, u, NULL, %s::text,"
     " command_id, %s::timestamptz FROM t"
     " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
-    " unknown = EXCLUDED.unknown, pending_value = NULL, learned_from = EXCLUDED.learned_from,"
+    " unknown = EXCLUDED.unknown, pending_value = {pending}, learned_from = EXCLUDED.learned_from,"
     " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
 )
 
@@ -251,7 +273,9 @@ def _keys_written_together(reads: list[KeysRead], now: datetime) -> None:
     table = connection.ops.quote_name(ConfigurationKey._meta.db_table)
     with bound_cursor() as cursor:
         cursor.execute(
-            _KEYS_TOGETHER.format(table=table, stored_case=_STORED_CASE.format(table=table, charger="t.cp")),
+            _KEYS_TOGETHER.format(
+                table=table, stored_case=_STORED_CASE.format(table=table, charger="t.cp"), pending=_KEY_PENDING_KEPT
+            ),
             [
                 *(array_text(column) for column in columns),
                 array_text(complete),
@@ -263,14 +287,17 @@ def _keys_written_together(reads: list[KeysRead], now: datetime) -> None:
 
 
 _KEYS_UPSERT = (
-    "INSERT INTO {table} (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
+    "INSERT INTO {table} AS held (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
     " command_id, learned_at)"
     " SELECT %s, {key}, v, r, u, NULL, %s, %s, %s"
     " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::boolean[]) AS t(k, v, r, u)"
     " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
-    " unknown = EXCLUDED.unknown, pending_value = NULL, learned_from = EXCLUDED.learned_from,"
+    " unknown = EXCLUDED.unknown, pending_value = {pending}, learned_from = EXCLUDED.learned_from,"
     " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
 )
+# A stored key's value changed with RebootRequired, as a read leaves it (``pending_kept_sql``): one
+# the charger says it does not know is settled.
+_KEY_PENDING_KEPT = pending_kept_sql("held", "EXCLUDED.value", "held.charge_point_id", settled="EXCLUDED.unknown")
 # A key a partial read answered, as the charger's stored key of that name in any case (1.6 keys are
 # CiString50Type: a key asked, and answered, in another case is that key), else as answered. A complete
 # read's keys are the charger's own: those it no longer reports are deleted, whatever their case.
@@ -307,7 +334,7 @@ def _configuration_keys_written(
     sql = (_KEYS_GONE if complete else "") + _KEYS_UPSERT
     key = "k" if complete else _STORED_CASE.format(table=table, charger="%s")
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(table=table, key=key), params)
+        cursor.execute(sql.format(table=table, key=key, pending=_KEY_PENDING_KEPT), params)
 
 
 def _configuration_key(
@@ -486,6 +513,8 @@ def device_model_attributes_record(
         written += ["mutability", "persistent", "constant"]
     if learned_from == LearnedFrom.SET_VARIABLES:
         _keep_values_of_reboot_required(rows.values())
+    else:
+        _attribute_pending_values_kept(charge_point, rows.values())
     DeviceModelAttribute.objects.bulk_create(
         rows.values(), update_conflicts=True, unique_fields=["variable", "type"], update_fields=written
     )
@@ -620,6 +649,24 @@ def _keep_values_of_reboot_required(rows: Iterable[DeviceModelAttribute]) -> Non
     }
     for row in waiting:
         row.value = current.get((row.variable.pk, row.type))
+
+
+def _attribute_pending_values_kept(charge_point: ChargePoint, rows: Iterable[DeviceModelAttribute]) -> None:
+    """The ``pending_value`` each attribute a read gives (a report, a GetVariables answer) keeps
+    (``pending_kept``), as ``report_writes``' statement leaves it. Two queries when one waits, else one."""
+    rows = list(rows)
+    waiting = {
+        (variable_id, kind): (pending, learned_at)
+        for variable_id, kind, pending, learned_at in DeviceModelAttribute.objects.filter(
+            variable__in=[row.variable for row in rows], pending_value__isnull=False
+        ).values_list("variable_id", "type", "pending_value", "learned_at")
+    }
+    if not waiting:
+        return
+    booted = ChargePoint.objects.filter(pk=charge_point.pk).values_list("last_boot_at", flat=True).first()
+    for row in rows:
+        if (held := waiting.get((row.variable.pk, row.type))) is not None:
+            row.pending_value = pending_kept(held[0], held[1], row.value, booted)
 
 
 def device_model_report_expect(*, charge_point: ChargePoint, request_id: int, command: Command | None) -> None:

@@ -228,6 +228,35 @@ async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, 
     assert await Command.objects.filter(charge_point_identity="CFG16B", action="ChangeConfiguration").acount() == 4
 
 
+async def test_v16_a_value_waiting_for_a_reboot_is_read_after_it_though_a_read_came_between(
+    daphne, refreshing_daphne, api_key
+):
+    """A change answered RebootRequired, then a refresh before the reboot (it gives the value the
+    charger still runs with): the refresh cleared the pending value, so the reboot (same firmware,
+    a recent read) was not followed by a read and the store kept 30 where the charger runs with 45."""
+    await register("CFG16W")
+    url = f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16W/configuration"
+    assert await _boot_read_count(refreshing_daphne, "CFG16W", BOOT_16, read_expected=True) == 1
+    await eventually(lambda: _reads_answered("CFG16W", 1), timeout=10)
+    async with ocpp_charger(refreshing_daphne, "1.6", "CFG16W", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(call16.Heartbeat())
+        status, body = await ahttp(
+            url, method="PATCH", api_key=api_key, body={"keys": [{"key": "WebSocketPingInterval", "value": "45"}]}
+        )
+        assert (status, body["results"][0]["status"]) == (200, "RebootRequired")
+        status, body = await ahttp(f"{url}/refresh", method="POST", api_key=api_key)
+        assert status == 200
+        key = next(row for row in body["keys"] if row["key"] == "WebSocketPingInterval")
+        assert (key["value"], key["pending_value"]) == ("30", "45")
+    # The charger reboots and runs with 45: the boot is read again.
+    async with ocpp_charger(refreshing_daphne, "1.6", "CFG16W", client_class=ConfiguredV16Charger) as charger:
+        charger.configuration["WebSocketPingInterval"] = "45"
+        assert (await charger.call(BOOT_16)).status == "Accepted"
+        await eventually(lambda: _reads_answered("CFG16W", 3), timeout=10)
+    key = await stored_keys("CFG16W").aget(key="WebSocketPingInterval")
+    assert (key.value, key.pending_value) == ("45", None)
+
+
 class CaseInsensitiveV16Charger(ConfiguredV16Charger):
     """Takes a key in any case, as OCPP 1.6 says of a key (CiString50Type, §6.3), and keeps its own."""
 

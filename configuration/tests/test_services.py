@@ -823,3 +823,120 @@ def test_the_rate_units_of_chargers_read_before_they_were_kept_are_copied_from_t
         _migrate()
     units = dict(ChargePoint.objects.values_list("charge_point_id", "charging_rate_units"))
     assert units == {"CP-MIG-DC": "W", "CP-MIG-AC": "A,W", "CP-MIG-201": "W"}
+
+
+def _booted(charge_point: ChargePoint) -> None:
+    """The charger restarts (its BootNotification moves ``last_boot_at``; a read asked after it follows)."""
+    ChargePoint.objects.filter(pk=charge_point.pk).update(last_boot_at=timezone.now())
+
+
+@pytest.mark.parametrize("path", ["postgresql", "other"])
+def test_a_1_6_read_before_the_reboot_keeps_a_value_waiting_for_it(register_charge_point, monkeypatch, path):
+    """A read between a change answered RebootRequired and the charger's reboot (an operator's
+    refresh, a GetConfiguration naming the key) gives the value it still runs with: it cleared the
+    pending value, so the boot after it skipped the read (a recent one, nothing waiting) and the
+    store kept the old value the charger no longer has. It now waits until a read after the boot,
+    or one giving it; a key the charger says it does not know settles it."""
+    if path == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    if path != "postgresql":
+        monkeypatch.setattr(connection, "vendor", path)
+    charge_point = register_charge_point("CP-WAIT", ocpp_version="1.6")
+    _booted(charge_point)
+    keys = [{"key": "WebSocketPingInterval", "readonly": False, "value": "30"}, {"key": "Gone", "value": "1"}]
+    services.configuration_keys_record(charge_point=charge_point, keys=keys, complete=True)
+    command = Command.objects.create(charge_point=charge_point, action="ChangeConfiguration", request={})
+    for key in ("WebSocketPingInterval", "Gone"):
+        services.configuration_key_changed(
+            charge_point=charge_point, key=key, value="45", status="RebootRequired", command=command
+        )
+
+    def read(*, complete: bool, **reads: Any) -> list[tuple[str, str | None, str | None]]:
+        keys = [{"key": key, "readonly": False, "value": value} for key, value in reads.items() if value is not None]
+        unknown = [key for key, value in reads.items() if value is None]
+        services.configuration_keys_record(
+            charge_point=charge_point, keys=keys, unknown_keys=unknown, complete=complete
+        )
+        return sorted(
+            ConfigurationKey.objects.filter(charge_point=charge_point).values_list("key", "value", "pending_value")
+        )
+
+    assert read(complete=True, WebSocketPingInterval="30", Gone="1") == [
+        ("Gone", "1", "45"),
+        ("WebSocketPingInterval", "30", "45"),
+    ]
+    assert read(complete=False, websocketpinginterval="30", Gone=None) == [
+        ("Gone", None, None),  # unknown to the charger: nothing waits
+        ("WebSocketPingInterval", "30", "45"),
+    ]
+    _booted(charge_point)
+    assert read(complete=True, WebSocketPingInterval="30", Gone="1") == [
+        ("Gone", "1", None),
+        ("WebSocketPingInterval", "30", None),  # the reboot came, the charger kept 30
+    ]
+    services.configuration_key_changed(
+        charge_point=charge_point, key="WebSocketPingInterval", value="60", status="RebootRequired", command=command
+    )
+    assert read(complete=False, WebSocketPingInterval="60") == [
+        ("Gone", "1", None),
+        ("WebSocketPingInterval", "60", None),
+    ]
+
+
+@pytest.mark.parametrize("path", ["postgresql", "other"])
+def test_a_2_0_1_read_before_the_reboot_keeps_a_value_waiting_for_it(register_charge_point, monkeypatch, path):
+    """As in 1.6, for a SetVariables answered RebootRequired, then a report part or a GetVariables
+    answer before the station's reboot."""
+    if path == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    if path != "postgresql":
+        monkeypatch.setattr(connection, "vendor", path)
+    charge_point = register_charge_point("CP-WAIT-201", ocpp_version="2.0.1")
+    _booted(charge_point)
+    named = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "NetworkProfileConnectionAttempts"}}
+
+    def reported(value: str) -> list[tuple[str, str | None, str | None]]:
+        request_id = DeviceModelReport.objects.filter(charge_point=charge_point).count() + 1
+        item = {**named, "variable_attribute": [{"value": value}, {"type": "MaxSet", "value": "9"}]}
+        services.device_model_report_record(
+            charge_point_id="CP-WAIT-201",
+            request_id=request_id,
+            seq_no=0,
+            tbc=False,
+            generated_at=None,
+            report_data=[item],
+        )
+        return _attributes(charge_point)
+
+    def read(value: str) -> list[tuple[str, str | None, str | None]]:
+        attribute = services.ReportedAttribute(**named, value=value)
+        services.device_model_attributes_record(
+            charge_point=charge_point, attributes=[attribute], learned_from=LearnedFrom.GET_VARIABLES
+        )
+        return _attributes(charge_point)
+
+    def set_after_reboot(value: str) -> None:
+        attribute = services.ReportedAttribute(**named, pending_value=value)
+        services.device_model_attributes_record(
+            charge_point=charge_point, attributes=[attribute], learned_from=LearnedFrom.SET_VARIABLES
+        )
+
+    reported("3")
+    set_after_reboot("5")
+    assert reported("3") == [("Actual", "3", "5"), ("MaxSet", "9", None)]
+    assert read("3") == [("Actual", "3", "5"), ("MaxSet", "9", None)]
+    _booted(charge_point)
+    assert reported("5") == [("Actual", "5", None), ("MaxSet", "9", None)]
+    set_after_reboot("7")
+    assert read("7") == [("Actual", "7", None), ("MaxSet", "9", None)]  # it gives the value: settled
+    set_after_reboot("8")
+    _booted(charge_point)
+    assert read("7") == [("Actual", "7", None), ("MaxSet", "9", None)]  # after the reboot, it kept 7
+
+
+def _attributes(charge_point: ChargePoint) -> list[tuple[str, str | None, str | None]]:
+    return sorted(
+        DeviceModelAttribute.objects.filter(variable__charge_point=charge_point).values_list(
+            "type", "value", "pending_value"
+        )
+    )

@@ -183,7 +183,8 @@ def _keys_stored(name: str) -> list[tuple[Any, ...]]:
 
 
 def _keys_known_before(name: str) -> None:
-    """Keys the charger's read will change: one its answer lacks (gone), one waiting for a reboot (its value read)."""
+    """Keys the charger's read will change: one its answer lacks (gone), one waiting for a reboot (its
+    value read: the charger booted since, and this is the read after its boot)."""
     charge_point = ChargePoint.objects.get(charge_point_id=name)
     for key, pending in (("Gone", None), ("HeartbeatInterval", "900")):
         ConfigurationKey.objects.create(
@@ -195,6 +196,7 @@ def _keys_known_before(name: str) -> None:
             learned_from=LearnedFrom.CHANGE_CONFIGURATION,
             learned_at=timezone.now(),
         )
+    ChargePoint.objects.filter(pk=charge_point.pk).update(last_boot_at=timezone.now())
 
 
 def _written(statements: list[str]) -> dict[str, int]:
