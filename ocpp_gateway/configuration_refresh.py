@@ -29,6 +29,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from django.conf import settings
@@ -105,6 +106,20 @@ class _Waiting(NamedTuple):
     owed: bool  # the mark is set; the read's answer clears it (``configuration_read_answered``)
 
 
+@dataclass
+class _ReportAwaited:
+    """A 2.0.1 read's report (GetBaseReport ``request_id``) whose last part has not arrived on the
+    connection that asked for it: ``accepted`` once the station answered Accepted, ``closed`` once the
+    connection closed before that answer was seen."""
+
+    connection: weakref.ref[LocalCaller]
+    channel_name: str  # the connection's
+    request_id: int
+    waiting: _Waiting
+    accepted: bool = False
+    closed: bool = False
+
+
 class ConfigurationReads:
     """The configuration reads after boots of this process's connections, in boot order (issue 15).
 
@@ -119,7 +134,10 @@ class ConfigurationReads:
     charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose
     connection closed before its turn (``connection_closed``) is dropped with a line, and one whose
     CALL went unanswered (the socket closed, or it timed out) is completed as such; both are marked
-    owed (``configuration_read_owed_set``). One read waits per charger: a newer one takes the place of
+    owed (``configuration_read_owed_set``). So is a 2.0.1 read the station accepted whose report's
+    last part (``tbc`` false) had not arrived when its connection closed: a station back from a
+    network drop sends no BootNotification, and its device model stayed half read until its next
+    boot. One read waits per charger: a newer one takes the place of
     the older. The queue serves one event loop: a queue used from a new one (tests) drops what the
     old one left."""
 
@@ -131,6 +149,7 @@ class ConfigurationReads:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+        self._reports: dict[str, _ReportAwaited] = {}  # per charger, its read's report not yet whole
 
     def waiting(self) -> int:
         """Reads waiting their turn."""
@@ -145,6 +164,7 @@ class ConfigurationReads:
             self._waiting.clear()
             self._pending.clear()
             self._reads.clear()
+            self._reports.clear()
             self._writing, self._loop, self._worker = 0, loop, None
         older = self._pending.get(charge_point_id)
         owed = owed or (older is not None and older.owed)  # a newer read takes an older one's place
@@ -161,6 +181,38 @@ class ConfigurationReads:
         if waiting is not None and waiting.connection() is connection:
             del self._pending[charge_point_id]
             self._owed(waiting, connection.channel_name)
+        awaited = self._reports.get(charge_point_id)
+        if awaited is not None and awaited.connection() is connection:
+            awaited.closed = True
+            if awaited.accepted:
+                self._report_cut_short(awaited)
+
+    def report_ended(self, charge_point_id: str, request_id: int) -> None:
+        """The last part (``tbc`` false) of the charger's report ``request_id`` arrived."""
+        awaited = self._reports.get(charge_point_id)
+        if awaited is not None and awaited.request_id == request_id:
+            del self._reports[charge_point_id]
+
+    def _report_answered(self, charge_point_id: str, awaited: _ReportAwaited, reply: dict[str, Any]) -> None:
+        """The station's answer to the read's GetBaseReport: accepted, its report is awaited until its
+        last part arrives (already closed: owed now); else, nothing is (left unanswered: owed by
+        ``_read``)."""
+        if self._reports.get(charge_point_id) is not awaited:
+            return  # its last part came before this answer was seen, or a newer read took its place
+        if reply["outcome"] != "result" or (reply.get("payload") or {}).get("status") != "Accepted":
+            del self._reports[charge_point_id]
+            return
+        awaited.accepted = True
+        if awaited.closed:
+            self._report_cut_short(awaited)
+
+    def _report_cut_short(self, awaited: _ReportAwaited) -> None:
+        """Its connection closed before the report's last part: the read is owed (its answer cleared
+        an owed read's mark, so it is marked again)."""
+        del self._reports[awaited.waiting.charge_point_id]
+        line = "%s: configuration report %s cut short by its connection's close (read at the next one)"
+        awaited.waiting.context.run(logger.info, line, awaited.waiting.charge_point_id, awaited.request_id)
+        self._owed(awaited.waiting._replace(owed=False), awaited.channel_name, logged=True)
 
     async def _serve(self) -> None:
         """Start each waiting read in its turn, in order; ends once none waits."""
@@ -185,14 +237,16 @@ class ConfigurationReads:
         self._reads.add(task)
         task.add_done_callback(self._reads.discard)
 
-    def _owed(self, waiting: _Waiting, channel_name: str, *, in_its_context: bool = False) -> None:
+    def _owed(
+        self, waiting: _Waiting, channel_name: str, *, in_its_context: bool = False, logged: bool = False
+    ) -> None:
         """A read its connection (``channel_name``) did not answer, marked owed in the database (a
         ``background`` unit) unless it was owed already; ``in_its_context``: called from the read's
-        own task."""
+        own task; ``logged``: the caller said why."""
         line = "%s: configuration read not answered on this connection (read at the next one)"
-        if in_its_context:
+        if not logged and in_its_context:
             logger.info(line, waiting.charge_point_id)
-        else:
+        elif not logged:
             waiting.context.run(logger.info, line, waiting.charge_point_id)
         if waiting.owed:
             return
@@ -226,7 +280,14 @@ class ConfigurationReads:
                 return
             started = time.monotonic()
             timeout = settings.CSMS_OCPP_CALL_TIMEOUT
+            awaited = None
+            if command.command == "get_base_report":  # its parts may come before its answer is seen
+                request_id = command.request["request_id"]
+                awaited = _ReportAwaited(weakref.ref(connection), connection.channel_name, request_id, waiting)
+                self._reports[charge_point_id] = awaited
             reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
+            if awaited is not None:
+                self._report_answered(charge_point_id, awaited, reply)
             if reply["outcome"] in UNANSWERED:
                 self._owed(waiting, connection.channel_name, in_its_context=True)
             outcome = call_outcome(reply, started=started)

@@ -182,6 +182,51 @@ async def test_v201_a_read_owed_is_asked_after_the_next_connection_s_first_messa
     await eventually(lambda: _cleared("CFG201OWED"), timeout=10)
 
 
+class CutShortV201Station(ReportingV201Station):
+    """Accepts GetBaseReport and sends the first of its report's parts: its socket closes before the rest."""
+
+    @after("GetBaseReport")
+    async def send_report(self, request_id: int, **_: Any) -> None:
+        part = call201.NotifyReport(
+            request_id=request_id,
+            generated_at="2026-05-01T12:00:00Z",
+            seq_no=0,
+            tbc=True,
+            report_data=V201_REPORT_PARTS[0],
+        )
+        await self.call(part)
+        self.reports_sent.set()
+
+
+async def test_v201_a_read_after_a_boot_whose_report_a_closed_socket_cut_short_is_asked_on_the_next_connection(
+    daphne, refreshing_daphne
+):
+    """The station accepted the read after its boot, sent a part of its report and lost its
+    socket: a 2.0.1 station back from a network drop sends no BootNotification, so its device model
+    stayed half read (variables its new firmware dropped kept, the rest as before) until its next
+    boot. The read is owed, as a read left unanswered is: asked after the next connection's first
+    message."""
+    await register("CFG201CUT")
+    async with ocpp_charger(refreshing_daphne, "2.0.1", "CFG201CUT", client_class=CutShortV201Station) as station:
+        assert (await station.call(BOOT_201)).status == "Accepted"
+        await asyncio.wait_for(station.reports_sent.wait(), timeout=10)
+    await eventually(lambda: _owed("CFG201CUT"), timeout=10)
+    async with ocpp_charger(refreshing_daphne, "2.0.1", "CFG201CUT", client_class=ReportingV201Station) as station:
+        await station.call(call201.Heartbeat())
+        await asyncio.wait_for(station.reports_sent.wait(), timeout=10)
+        assert [action for action, _ in station.received] == ["GetBaseReport"]
+    await eventually(lambda: _cleared("CFG201CUT"), timeout=10)
+    reports = DeviceModelReport.objects.filter(charge_point__charge_point_id="CFG201CUT").order_by("request_id")
+    assert [(report.parts_received, report.complete) async for report in reports] == [(1, False), (3, True)]
+    # The connection whose report arrived whole leaves nothing owed.
+    async with ocpp_charger(refreshing_daphne, "2.0.1", "CFG201CUT", client_class=ReportingV201Station) as station:
+        await station.call(call201.Heartbeat())
+        await asyncio.sleep(1.0)
+        await station.call(call201.Heartbeat())
+        assert station.received == []
+    assert not await _owed("CFG201CUT")
+
+
 async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, api_daphne, api_key):
     await register("CFG16B")
     url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16B/configuration"

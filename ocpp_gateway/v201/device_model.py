@@ -29,7 +29,7 @@ from ocpp_gateway.command_routes import (
     unanswered,
     unsent,
 )
-from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
+from ocpp_gateway.configuration_refresh import LocalCaller, configuration_reads, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.password_offers import (
     password_answer,
@@ -103,6 +103,8 @@ class DeviceModelHandlers:
             )
         except ChargePoint.DoesNotExist:
             raise GenericError(description="The charging station is not registered.") from None
+        if not tbc:  # the read after a boot that asked for it is answered whole (``ConfigurationReads``)
+            configuration_reads.report_ended(self.id, request_id)
         return call_result.NotifyReport()
 
     @after(Action.boot_notification)
