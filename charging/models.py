@@ -67,6 +67,13 @@ class LocalAuthList(models.Model):
     charge_point = models.OneToOneField(ChargePoint, on_delete=models.CASCADE, related_name="local_auth_list")
     version = models.IntegerField()
     entries = models.JSONField(default=dict, help_text="id tag -> status, after the last accepted update.")
+    ocpp_version = models.CharField(  # db_default: the release before it inserts lists without it
+        max_length=8,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The OCPP version the charger held it in (1.6, 2.0.1); empty: not known, held in either.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

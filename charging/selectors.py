@@ -257,6 +257,15 @@ def _effective_status(tag: IdTag, at: datetime) -> str:
 
 # --- Local authorization lists ----------------------------------------------------------------
 
+
+def local_lists_of_their_version() -> Q:
+    """``LocalAuthList`` rows of the OCPP version their charger speaks now (as
+    ``profiles_of_their_version`` for charging profiles): a charger moved from 1.6 to 2.0.1 or back
+    under the same id (a firmware upgrade or downgrade) holds neither the list version nor the
+    entries it held in the other version. A row or a charger of no known version counts in either."""
+    return Q(ocpp_version="") | Q(charge_point__ocpp_version="") | Q(ocpp_version=F("charge_point__ocpp_version"))
+
+
 # A 2.0.1 entry's key: its idToken, a space, its type in parentheses (an idToken has no whitespace:
 # ``commands.body_rules``; a type is one of IdTokenEnumType's, so no 1.6 idTag reads as typed)
 _TYPED_ENTRY = re.compile(

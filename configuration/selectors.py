@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 
 from chargepoints.models import ChargePoint
 from charging.models import LocalAuthList
-from charging.selectors import local_list_entries_applied
+from charging.selectors import local_list_entries_applied, local_lists_of_their_version
 from configuration.models import (
     AttributeType,
     ConfigurationKey,
@@ -289,8 +289,10 @@ def local_list_request_warnings(
 
 
 def _list_held(charge_point: ChargePoint) -> tuple[int, dict[str, Any]] | None:
-    """The version and entries of the list the CSMS knows the charger holds; None when it knows none."""
-    return LocalAuthList.objects.filter(charge_point=charge_point).values_list("version", "entries").first()
+    """The version and entries of the list the CSMS knows the charger holds; None when it knows none
+    (or only one it held in the other OCPP version: ``local_lists_of_their_version``)."""
+    lists = LocalAuthList.objects.filter(local_lists_of_their_version(), charge_point=charge_point)
+    return lists.values_list("version", "entries").first()
 
 
 def _entries_after(full: bool, entries: dict[str, bool], held: tuple[int, dict[str, Any]] | None) -> int | None:

@@ -132,10 +132,10 @@ class JsonObjectSize(Func):
 
 @admin.register(LocalAuthList)
 class LocalAuthListAdmin(ReadOnlyAdmin):
-    list_display = ["charge_point", "version", "entry_count", "updated_at"]
+    list_display = ["charge_point", "version", "ocpp_version", "entry_count", "updated_at"]
     search_fields = ["charge_point__charge_point_id"]
     list_select_related = ["charge_point"]
-    fields = ["charge_point", "version", "entries_table", "updated_at"]
+    fields = ["charge_point", "version", "ocpp_version", "entries_table", "updated_at"]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LocalAuthList]:

@@ -165,7 +165,12 @@ def id_tag_parent_refusal(tag: IdTag | None, parent: IdTag | None) -> str | None
 
 
 def local_auth_list_record(
-    *, charge_point: ChargePoint, version: int, full: bool = False, entries: dict[str, str | None] | None = None
+    *,
+    charge_point: ChargePoint,
+    version: int,
+    full: bool = False,
+    entries: dict[str, str | None] | None = None,
+    ocpp_version: str = "",
 ) -> LocalAuthList:
     """Record a local list update the charger accepted (or the version it reported).
 
@@ -176,13 +181,19 @@ def local_auth_list_record(
     D02). Id tags match ignoring case (IdToken is case-insensitive), 2.0.1 ones with their type
     (``selectors.local_list_entries_applied``): an update of ``ll-two`` replaces ``LL-TWO``, one of
     ``1234`` KeyCode leaves ``1234`` ISO14443.
+
+    ``ocpp_version``: the version the charger answered in ("": not known). A list recorded in the
+    other version is its old firmware's (a charger moved 1.6 <-> 2.0.1 under the same id): none of
+    its entries is held by the new one, which holds only what this update or report tells.
     """
     with transaction.atomic():
         local_list, _ = LocalAuthList.objects.select_for_update().get_or_create(
-            charge_point=charge_point, defaults={"version": version}
+            charge_point=charge_point, defaults={"version": version, "ocpp_version": ocpp_version}
         )
-        current = {} if full or version <= 0 else local_list.entries
+        moved = bool(ocpp_version and local_list.ocpp_version and local_list.ocpp_version != ocpp_version)
+        current = {} if full or version <= 0 or moved else local_list.entries
         local_list.version = version
+        local_list.ocpp_version = ocpp_version or local_list.ocpp_version
         local_list.entries = local_list_entries_applied(current, entries or {})
         local_list.save()
     return local_list

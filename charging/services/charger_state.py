@@ -57,18 +57,26 @@ def reservation_cancel_follow(*, charge_point: ChargePoint, status: str, reserva
         )
 
 
-def local_list_version_follow(*, charge_point: ChargePoint, version: object) -> None:
-    """GetLocalListVersion answered: keep the version the charger reports (a 32-bit int, else nothing:
-    OCPP's integers are 32-bit, and so is the column)."""
+def local_list_version_follow(*, charge_point: ChargePoint, version: object, ocpp_version: str) -> None:
+    """GetLocalListVersion answered (in ``ocpp_version``): keep the version the charger reports (a
+    32-bit int, else nothing: OCPP's integers are 32-bit, and so is the column)."""
     if isinstance(version, int) and not isinstance(version, bool) and version in INT32_RANGE:
-        authorization.local_auth_list_record(charge_point=charge_point, version=version)
+        authorization.local_auth_list_record(charge_point=charge_point, version=version, ocpp_version=ocpp_version)
 
 
 def local_list_follow(
-    *, charge_point: ChargePoint, status: str, version: int, full: bool, entries: dict[str, str | None]
+    *,
+    charge_point: ChargePoint,
+    status: str,
+    version: int,
+    full: bool,
+    entries: dict[str, str | None],
+    ocpp_version: str,
 ) -> None:
-    """SendLocalList answered: an Accepted answer installs the list (``entries``: id tag, a 2.0.1
-    token with its type (``selectors.local_list_key``) -> status, None to remove it from a
-    differential update; ``full`` replaces the whole list)."""
+    """SendLocalList answered (in ``ocpp_version``): an Accepted answer installs the list
+    (``entries``: id tag, a 2.0.1 token with its type (``selectors.local_list_key``) -> status, None
+    to remove it from a differential update; ``full`` replaces the whole list)."""
     if status == ACCEPTED:
-        authorization.local_auth_list_record(charge_point=charge_point, version=version, full=full, entries=entries)
+        authorization.local_auth_list_record(
+            charge_point=charge_point, version=version, full=full, entries=entries, ocpp_version=ocpp_version
+        )

@@ -697,6 +697,47 @@ async def test_a_2_0_1_local_list_holds_a_token_of_two_types_as_two_entries(daph
     ]
 
 
+async def test_a_charger_moved_to_2_0_1_holds_none_of_its_1_6_local_list(daphne, api_daphne, api_key):
+    """A charger upgraded from 1.6 to 2.0.1 under the same id (its new firmware starts without a list,
+    as it does without the old charging profiles). Probe: its 1.6 list (version 5, three cards) stood
+    for the station's, a Differential update of version 1 was warned it would be answered
+    VersionMismatch, and once accepted the station's list was recorded with the 1.6 cards beside its
+    own card."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-LLM", heartbeat_interval=60)
+    async with ocpp_charger(daphne, "1.6", "CP-LLM", client_class=LocalListCharger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        body = {
+            "list_version": 5,
+            "update_type": "Full",
+            "local_authorization_list": [_entry("OLD-1"), _entry("OLD-2"), _entry("OLD-3")],
+        }
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-LLM/send_local_list", method="POST", api_key=api_key, body=body
+        )
+        assert status == 200
+    async with ocpp_charger(daphne, "2.0.1", "CP-LLM", client_class=LocalListStation) as station:
+        await station.call(
+            call201.BootNotification(charging_station={"vendor_name": "V", "model": "M"}, reason="FirmwareUpdate")
+        )
+        body = {
+            "version_number": 1,
+            "update_type": "Differential",
+            "local_authorization_list": [
+                {"id_token": {"id_token": "NEW-1", "type": "ISO14443"}, "id_token_info": {"status": "Accepted"}}
+            ],
+        }
+        status, reply = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp201/CP-LLM/send_local_list", method="POST", api_key=api_key, body=body
+        )
+    assert (status, reply) == (200, {"status": "Accepted"})
+    local_list = await LocalAuthList.objects.aget(charge_point__charge_point_id="CP-LLM")
+    assert (local_list.version, local_list.ocpp_version, local_list.entries) == (
+        1,
+        "2.0.1",
+        {"NEW-1 (ISO14443)": "Accepted"},
+    )
+
+
 ReservingStation = answering_charger(V201Client, {"ReserveNow": result201.ReserveNow(status="Accepted")})
 
 

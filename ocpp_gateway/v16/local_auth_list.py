@@ -35,7 +35,9 @@ class LocalAuthListHandlers:
     @answer(Action.get_local_list_version)
     def after_get_local_list_version(command: Command) -> None:
         charger_state.local_list_version_follow(
-            charge_point=answering_charge_point(command), version=(command.response or {}).get("list_version")
+            charge_point=answering_charge_point(command),
+            version=(command.response or {}).get("list_version"),
+            ocpp_version=command.ocpp_version,
         )
 
     @staticmethod
@@ -52,6 +54,7 @@ class LocalAuthListHandlers:
             version=body["list_version"],
             full=body["update_type"] == "Full",
             entries=entries,
+            ocpp_version=command.ocpp_version,
         )
 
 

@@ -45,7 +45,9 @@ class LocalAuthListHandlers:
     @answer(Action.get_local_list_version)
     def after_get_local_list_version(command: Command) -> None:
         charger_state.local_list_version_follow(
-            charge_point=answering_charge_point(command), version=(command.response or {}).get("version_number")
+            charge_point=answering_charge_point(command),
+            version=(command.response or {}).get("version_number"),
+            ocpp_version=command.ocpp_version,
         )
 
     @staticmethod
@@ -62,6 +64,7 @@ class LocalAuthListHandlers:
             version=body["version_number"],
             full=body["update_type"] == "Full",
             entries=entries,
+            ocpp_version=command.ocpp_version,
         )
 
 
