@@ -135,8 +135,8 @@ async def webhook_delivery_post(
             error += redirect_told(location)
     except TimeoutError:
         error = f"TimeoutError: no answer within {budget:.1f} s"
-    except Exception as failure:  # connection refused, reset, bad TLS, ...
-        error = f"{type(failure).__name__}: {failure}"
+    except Exception as failure:  # connection refused, reset, bad TLS, an answer that is not HTTP, ...
+        error = failure_told(failure, delivery.subscription.url)
     return AttemptOutcome(
         delivery=delivery,
         token=token,
@@ -145,6 +145,16 @@ async def webhook_delivery_post(
         error=error,
         duration_ms=round((time.monotonic() - started) * 1000, 2),
     )
+
+
+def failure_told(failure: Exception, url: str) -> str:
+    """What an attempt's error says of a failed POST to ``url``: the exception's type and text, without
+    the secrets the URL may hold (``webhook_url_redacted``). The client's error for an answer it cannot
+    read (a header over 8,190 bytes, a status line that is not one) named the request's URL whole, and
+    the deliveries' list, a delivery's page and the dashboard show the error to whoever may see them."""
+    if isinstance(failure, aiohttp.ClientResponseError):
+        return f"{type(failure).__name__}: {failure.status}, message={failure.message!r}"
+    return f"{type(failure).__name__}: {failure}".replace(url, webhook_url_redacted(url))
 
 
 # A redirect's target as recorded in an attempt's error: at most this many characters.

@@ -18,7 +18,8 @@ from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
 from kernel.api_keys import api_key_create
 from kernel.models import ApiKeyScope
 from webhooks import services
-from webhooks.models import WebhookAttempt, WebhookSubscription
+from webhooks.delivery import webhook_deliveries_send
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.url_safety import webhook_url_redacted
 
 pytestmark = pytest.mark.django_db
@@ -153,3 +154,36 @@ def test_history_written_before_redaction_is_redacted_by_the_command(subscriptio
     call_command("redact_recorded_secrets", stdout=out)
     assert out.getvalue().strip().endswith("and 1 webhook history entries.")
     assert LogEntry.objects.get().object_repr == REDACTED
+
+
+def test_an_answer_the_client_cannot_read_is_recorded_without_the_urls_secrets(
+    client: Client, webhook_receiver, settings
+):
+    """A receiver's answer the HTTP client refuses (a header over its 8,190 bytes, a status line
+    that is not one) is an error naming the request's URL, with its token: it reached the
+    delivery's last error and its attempt, which the deliveries' list, a delivery's page and the
+    dashboard show to whoever may see deliveries (support)."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    services.webhook_subscription_create(url=f"{webhook_receiver.url}?token={SECRET}", events=["charge_point.offline"])
+    webhook_receiver.headers = {"X-Padding": "a" * 10_000}
+    services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-1"})
+    webhook_deliveries_send()
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)  # retried
+    assert delivery.last_error.startswith("ClientResponseError: 400, message=")  # what went wrong, still told
+    assert "Got more than 8190 bytes" in delivery.last_error
+    assert SECRET not in delivery.last_error
+    assert delivery.attempt_log.get().error == delivery.last_error
+
+    delivery.state = "failed"  # the dashboard lists the deliveries that gave up
+    delivery.save()
+    client.force_login(staff_user_create(username="bob", password="a-long-password-1", group=SUPPORT))
+    for page in (
+        "/admin/",
+        "/admin/webhooks/webhookdelivery/",
+        f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/",
+    ):
+        answer = client.get(page)
+        assert answer.status_code == 200, page
+        assert SECRET not in answer.content.decode(), page
