@@ -4,8 +4,9 @@ The webhook worker (``celery -A csms worker -Q webhooks --pool solo``) runs one 
 an asyncio loop in a thread of its own that claims, POSTs and records, with every database call
 made by one more thread on one connection for the life of the worker (a Celery task never touches
 the database, so Celery's per-task closing of Django's connections costs nothing here).
-Each claim runs the URL guard once per receiver and pins the vetted addresses in the client's
-resolver (``pinned_resolver.PinnedResolver``): a connection goes only to an address that was checked.
+Each claim runs the URL guard once per receiver (or waits for the one under way) and pins the vetted
+addresses in the client's resolver (``pinned_resolver.PinnedResolver``): a connection goes only to an
+address that was checked.
 The rules (claims, leases, backoff, permanent failures) live in ``services``.
 """
 
@@ -242,6 +243,7 @@ class DeliveryEngine:
         self._unsent: list[tuple[uuid.UUID, uuid.UUID]] = []
         self._started = threading.Event()
         self._resolver = PinnedResolver()
+        self._checks: dict[str, asyncio.Future[UnsafeWebhookUrl | None]] = {}  # URL guards under way, by URL
 
     def start(self) -> None:
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), name="webhook-engine", daemon=True)
@@ -309,7 +311,7 @@ class DeliveryEngine:
         # claim went on to send once every receiver's DNS had answered, so one receiver whose name
         # servers took seconds to answer (or to fail) held up every other receiver's deliveries, and
         # every later claim holding one of its events again.
-        checks = {url: asyncio.ensure_future(url_refusal(url, self._resolver)) for url in claimed_urls(claim)}
+        checks = {url: self._check(url) for url in claimed_urls(claim)}
         for delivery in claim.deliveries:
             self._in_flight[delivery.subscription_id] += 1
             task = asyncio.create_task(
@@ -317,6 +319,17 @@ class DeliveryEngine:
             )
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+
+    def _check(self, url: str) -> asyncio.Future[UnsafeWebhookUrl | None]:
+        """The URL guard for ``url``: the one under way, if a claim started it and it has not answered, or
+        a new one. Each claim looked the host up again, in a thread of the loop's executor (cores + 4 of
+        them), while the receiver's earlier lookups still waited: a receiver whose name servers did not
+        answer, sent an event every claim, held every thread, and no other receiver was sent anything."""
+        check = self._checks.get(url)
+        if check is None:
+            check = self._checks[url] = asyncio.ensure_future(url_refusal(url, self._resolver))
+            check.add_done_callback(lambda _: self._checks.pop(url, None))  # the next claim looks up anew
+        return check
 
     async def _send(
         self,
@@ -332,7 +345,7 @@ class DeliveryEngine:
         )
         try:
             try:
-                refused = await check
+                refused = await asyncio.shield(check)  # shared by the deliveries claimed while it runs
             except Exception:
                 logger.exception("Checking the webhook URL of subscription %s failed; sending it later", receiver)
                 self._unsent.append((token, delivery.id))

@@ -182,6 +182,50 @@ async def test_a_receiver_whose_dns_is_slow_does_not_hold_up_the_others(
     assert (delivery.state, delivery.last_status_code) == (DeliveryState.PENDING, None)  # retried later
 
 
+async def test_a_receiver_whose_dns_hangs_while_its_events_go_on_holds_up_no_other(
+    monkeypatch, settings, webhook_receiver, daphne_factory
+):
+    """Each claim looked a receiver's host up again, in a thread of the event loop's executor (a few
+    threads: cores + 4), while that receiver's earlier lookups still waited: a receiver whose name
+    servers did not answer, sent an event every claim, held every thread, and no other receiver's
+    delivery was sent until its lookups failed (seconds each, and again). One lookup at a time per
+    receiver: the deliveries claimed meanwhile wait for it."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    answer = threading.Event()
+    slow_lookups: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "hooks.hung-dns.test":
+            slow_lookups.append(host)
+            answer.wait(timeout=60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    hung = await WebhookSubscription.objects.acreate(
+        url="http://hooks.hung-dns.test/h", events=["charge_point.online"], secret="whsec_a"
+    )
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
+    engine = DeliveryEngine(max_in_flight=200, per_receiver=100, poll_seconds=1)
+    engine.start()
+    try:
+        for _ in range(40):  # each in a claim of its own, more than any executor's threads
+            (delivery,) = await sync_to_async(services.webhook_event_emit)(event_type="charge_point.online", data={})
+            engine.wake()
+            claimed = WebhookDelivery.objects.filter(pk=delivery.pk, lease_token__isnull=False)
+            await eventually(claimed.aexists, timeout=10)
+        assert len(slow_lookups) == 1  # the others wait for it
+
+        await sync_to_async(services.webhook_event_emit)(event_type="charge_point.offline", data={})
+        engine.wake()
+        await eventually(lambda: len(webhook_receiver.requests) == 1, timeout=10)
+        assert set(await sync_to_async(states)(hung.id)) == {DeliveryState.PENDING}
+    finally:
+        answer.set()
+        engine.stop(timeout=20)
+
+
 async def test_an_answer_no_database_can_store_holds_up_no_other_delivery(
     settings, webhook_receiver, slow_receiver, engine
 ):
