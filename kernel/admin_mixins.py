@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
@@ -25,6 +26,19 @@ class ReadOnlyMixin:
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     pass
+
+
+class ChangedOnThePageForm(forms.BaseForm):
+    """Mixed in before ``forms.ModelForm``: ``changed_data`` is what the operator changed on the page,
+    not what differs from the row as it stands when the form comes back. Each field carries the
+    value the page showed (Django's hidden ``initial-`` input), so a save that writes only
+    ``changed_data`` leaves alone a field another save changed while the page was open: without
+    it, every field the form holds was written back as the page showed it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # this form's own copies
+            field.show_hidden_initial = True
 
 
 class _DateHierarchyCheckedChangeList(ChangeList):

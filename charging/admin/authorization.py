@@ -20,11 +20,12 @@ from charging.models import IdTag, LocalAuthList, Reservation
 from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
 from charging.services import authorization
 from kernel.admin_lists import CappedList
-from kernel.admin_mixins import ReadOnlyAdmin
+from kernel.admin_mixins import ChangedOnThePageForm, ReadOnlyAdmin
 
 
-class IdTagForm(forms.ModelForm):
-    """An id tag as the API checks it: printable, no whitespace, a 2.0.1 token type, one level of parent."""
+class IdTagForm(ChangedOnThePageForm, forms.ModelForm):
+    """An id tag as the API checks it: printable, no whitespace, a 2.0.1 token type, one level of
+    parent. Its ``changed_data`` is what the operator changed on the page (``ChangedOnThePageForm``)."""
 
     token_type = forms.ChoiceField(choices=[("", "(any)"), *[(kind, kind) for kind in ID_TOKEN_TYPES]], required=False)
 
@@ -96,6 +97,17 @@ class IdTagAdmin(CappedList, admin.ModelAdmin):
         """What a charger presenting it is answered (its group's status and expiry applied): a card
         stored Accepted may be refused."""
         return selectors.id_tag_answered_status(tag=obj) if obj.pk is not None else ""
+
+    def save_model(self, request: HttpRequest, obj: IdTag, form: forms.ModelForm, change: bool) -> None:
+        """A change writes, as the API's (``id_tag_save``), only what the operator changed on the page,
+        on the tag's row as it stands, locked: the form wrote back every field as the page showed it,
+        so a card blocked (by the API, another operator) while the page was open was Accepted again
+        by a change of its description."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        authorization.id_tag_save(tag=obj, **fields)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
         """The delete page and the delete action keep the API's rule (``id_tag_delete``): a tag other

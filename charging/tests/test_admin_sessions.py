@@ -35,6 +35,7 @@ from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.reservations import reservation_record
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
+from kernel.tests.page_forms import form_as_posted
 
 pytestmark = pytest.mark.django_db
 
@@ -601,6 +602,25 @@ def test_a_search_by_id_tag_finds_the_sessions_and_reservations_a_charger_sent_i
         assert [session.id_tag for session in sessions] == [sent], term
     reservations = ops.get("/admin/charging/reservation/", {"q": "04A1B2C3"}).context["cl"].result_list
     assert [reservation.reservation_id for reservation in reservations] == [7]
+
+
+def test_a_card_blocked_while_its_page_is_open_stays_blocked_when_the_operator_saves_a_description(ops):
+    """The form posted every field as the page showed it, and the save wrote them all: a card the API
+    (or another operator) blocked while the page was open was Accepted again by a change of its
+    description. Only what the operator changed on the page is written, on the row as it stands."""
+    card = authorization.id_tag_save(
+        id_tag="CARD-STOLEN", description="Van 7", expiry_date=datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    )
+    url = f"/admin/charging/idtag/{card.pk}/change/"
+    page = ops.get(url).content.decode()
+
+    authorization.id_tag_save(tag=card, status="Blocked")  # the fraud desk, through the API, meanwhile
+    response = ops.post(url, form_as_posted(page, "idtag_form", description="Van 7 (reported stolen)"))
+
+    assert response.status_code == 302
+    card.refresh_from_db()
+    assert (card.status, card.description) == ("Blocked", "Van 7 (reported stolen)")
+    assert card.expiry_date == datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)  # as the page showed it, untouched
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
