@@ -47,7 +47,7 @@ from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
 from kernel.admin_lists import CappedList, TimeRangeFilter
-from kernel.admin_mixins import ReadOnlyAdmin
+from kernel.admin_mixins import ChangedOnThePageForm, ReadOnlyAdmin
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
@@ -124,8 +124,10 @@ class ConnectorInline(admin.TabularInline):
         return format_html('<span class="connector-status {}">{}</span>', css, connector.status or "unknown")
 
 
-class ChargePointAdminForm(forms.ModelForm):
-    """The charger's HTTP Basic password is set, rotated or removed here, never shown."""
+class ChargePointAdminForm(ChangedOnThePageForm, forms.ModelForm):
+    """The charger's HTTP Basic password is set, rotated or removed here, never shown. A change saves
+    only what the operator changed on the page (``ChangedOnThePageForm``): a tariff given the charger
+    while the page was open was taken off again by a change of its heartbeat interval."""
 
     new_password = forms.CharField(
         required=False,

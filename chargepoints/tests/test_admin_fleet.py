@@ -17,6 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from billing.models import Tariff
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -24,8 +25,10 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from chargepoints.services import charge_point_update
 from charging.services.transaction_start import StartRequest, transaction_start
 from conftest import eventually, ocpp_charger
+from kernel.tests.page_forms import form_as_posted
 from webhooks.models import WebhookDelivery, WebhookSubscription
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
@@ -281,6 +284,25 @@ def test_an_interval_edited_in_the_admin_keeps_the_charger_s_previous_one_until_
     assert operator.post(f"{CHANGELIST}{charge_point.pk}/change/", form).status_code == 302
     charge_point.refresh_from_db()
     assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (60, 300)
+
+
+@pytest.mark.django_db
+def test_a_tariff_given_a_charger_while_its_page_is_open_stays_when_the_operator_saves_its_interval(
+    operator, register_charge_point
+):
+    """The page's form wrote back the tariff it showed: a tariff the API (or another operator) gave
+    the charger while the page was open was taken off again by a change of its heartbeat interval,
+    and its sessions billed at the default's prices. Only what the operator changed is written."""
+    charge_point = register_charge_point("CP-TARIFF-ADMIN", heartbeat_interval=300)
+    depot = Tariff.objects.create(name="Depot", currency="EUR", price_per_kwh=Decimal("0.25"))
+    url = f"{CHANGELIST}{charge_point.pk}/change/"
+    page = operator.get(url).content.decode()
+
+    charge_point_update(charge_point=ChargePoint.objects.get(pk=charge_point.pk), tariff=depot)  # the API, meanwhile
+    assert operator.post(url, form_as_posted(page, "chargepoint_form", heartbeat_interval="60")).status_code == 302
+
+    charge_point.refresh_from_db()
+    assert (charge_point.tariff_id, charge_point.heartbeat_interval) == (depot.pk, 60)
 
 
 def test_deleting_connected_chargers_in_the_admin_takes_them_offline_for_subscribers(
