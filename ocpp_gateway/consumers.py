@@ -32,7 +32,7 @@ from kernel.daphne_server import ADDRESS_BUSY_REASON, GOING_AWAY_CODE, TEXT_AT_O
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
 from ocpp_gateway.configuration_refresh import configuration_reads
-from ocpp_gateway.gateway_processes import gateway_process_announced
+from ocpp_gateway.gateway_processes import connection_ended, connection_held, gateway_process_announced
 from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
 from ocpp_gateway.handshake_auth import BEING_CHECKED, THROTTLED, handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
@@ -262,6 +262,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self._last_seen_written = time.monotonic()
         await self.accept(subprotocol)
         self._accepted = True
+        connection_held(channel_name=self.channel_name, reclaim=self._presence_reclaimed)
         self.router.boot_asked()  # a charger commissioned while it took itself as Pending
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -391,6 +392,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
         asyncio.get_running_loop().call_later(delay, reclaim)
 
     async def _presence_reclaimed(self) -> None:
+        """Claims its charger's presence back if free (``charge_point_presence_reclaimed``): after a
+        command's caller cleared it (``_presence_reclaimed_after``), or after this process's
+        announcement lapsed (``gateway_processes``). Not once the socket ended (its disconnect
+        follows), nor once a newer connection replaced it (``ocpp_close``: the charger left it)."""
+        if self._ended or self._replaced_by:
+            return
         try:
             await in_commit_group(services.charge_point_presence_reclaimed)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name
@@ -576,6 +583,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         self._ended = True
         self._ended_at = timezone.now()  # the charger's offline_since, however late the write
+        connection_ended(channel_name=self.channel_name)
         # In a task of its own, which daphne cannot cancel: it cancels a consumer still running
         # ``application_close_timeout`` (10 s) after its socket closed, and with PostgreSQL away each
         # write below waits up to the pool's timeout (CSMS_DB_POOL_TIMEOUT, 10 s). Cancelled, the

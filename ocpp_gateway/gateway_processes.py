@@ -7,6 +7,8 @@ announces before it records its first connection. Every renewal interval each ga
 and the Celery beat (for when no gateway process is left), looks for presence held by a process
 whose announcement expired (SIGKILL, out of memory, host lost) and releases it: those chargers
 go offline with one ``charge_point.offline`` event each, without waiting for the heartbeat sweep.
+A live process whose announcement lapsed all the same (paused, starved, out of Redis's reach longer
+than the TTL) finds it gone when it renews it, and its open connections claim their presence back.
 Without Redis (the in-memory channel layer) there is one gateway process per ``VAR_DIR`` and
 database: presence still held when it starts while no other lives is a previous one's (killed, or
 the host restarted), released as a lost process's (``stale_presence_release``, run by each ``make
@@ -20,6 +22,7 @@ import contextvars
 import fcntl
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 import redis
 from django.conf import settings
@@ -45,6 +48,10 @@ SWEPT_KEY = "csms:gateways:swept"
 # descriptor this one holds it by (never closed: the lock goes with the process).
 LIVENESS_FILE = "gateway.lock"
 _liveness: list[int] = []
+# This process's accepted connections while they last (channel name -> the claim of its charger's
+# presence back, ``OcppConsumer._presence_reclaimed``): made after its announcement lapsed.
+_connections: dict[str, Callable[[], Awaitable[None]]] = {}
+_reclaims: set[asyncio.Task[None]] = set()  # the claims' tasks (strong references)
 
 
 def _redis() -> redis.Redis:
@@ -65,12 +72,15 @@ def process_of(channel_name: str) -> str:
     return head + bang if bang else ""
 
 
-def gateway_process_announce(*, process: str) -> None:
-    """Announce ``process`` alive for ``CSMS_GATEWAY_PRESENCE_TTL`` s. Raises redis.RedisError."""
+def gateway_process_announce(*, process: str) -> bool:
+    """Announce ``process`` alive for ``CSMS_GATEWAY_PRESENCE_TTL`` s; whether its announcement was
+    gone (expired, Redis's data lost, or its first). Raises redis.RedisError."""
     with _redis().pipeline(transaction=False) as pipeline:
+        pipeline.exists(_key(process))
         pipeline.set(_key(process), "1", ex=settings.CSMS_GATEWAY_PRESENCE_TTL)
         pipeline.sadd(KNOWN_KEY, process)
-        pipeline.execute()
+        existed, *_ = pipeline.execute()
+    return not existed
 
 
 def dead_gateway_presence_release() -> list[str]:
@@ -182,14 +192,42 @@ async def gateway_process_announced(*, channel_name: str) -> None:
     await _announced.wait()
 
 
+def connection_held(*, channel_name: str, reclaim: Callable[[], Awaitable[None]]) -> None:
+    """An accepted connection of this process, whose presence ``reclaim`` claims back (only if free)."""
+    _connections[channel_name] = reclaim
+
+
+def connection_ended(*, channel_name: str) -> None:
+    _connections.pop(channel_name, None)
+
+
 async def _keep_announced(process: str) -> None:
+    """Renew the announcement every RENEW s. Found gone after the first, it lapsed: another process's
+    sweep may have released this one's chargers (``gateway_lost``) while it was silent, their
+    sockets still open: its connections claim their presence back (``gateway_back``), then and at the
+    next renewal (a sweep that judged it dead just before may release after the first claim), not
+    only at each charger's next message (a heartbeat interval away, a day for one kept by pings)."""
+    claims_owed = 0
     while True:
         try:
-            await asyncio.to_thread(gateway_process_announce, process=process)
+            lapsed = await asyncio.to_thread(gateway_process_announce, process=process)
         except redis.RedisError as error:
             logger.warning("could not announce gateway process %s: %r", process, error)
+        else:
+            if lapsed and _announced.is_set():
+                claims_owed = 2
         _announced.set()
+        if claims_owed:
+            claims_owed -= 1
+            task = asyncio.get_running_loop().create_task(_connections_reclaimed(), context=contextvars.Context())
+            _reclaims.add(task)
+            task.add_done_callback(_reclaims.discard)
         await asyncio.sleep(settings.CSMS_GATEWAY_PRESENCE_RENEW)
+
+
+async def _connections_reclaimed() -> None:
+    """Every open connection of this process claims its charger's presence back (each logs its failure)."""
+    await asyncio.gather(*(reclaim() for reclaim in list(_connections.values())))
 
 
 async def _keep_sweeping() -> None:

@@ -697,7 +697,8 @@ def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime |
 
 def charge_point_presence_reclaimed(*, charge_point_id: str, channel_name: str) -> None:
     """The connection behind ``channel_name``, its socket open, claims back a presence found empty
-    (a command's caller cleared it when this connection's process stalled: ``gateway_lost``), and
+    (a command's caller cleared it when this connection's process stalled, or another process's
+    sweep released it while this one's announcement lapsed: ``gateway_lost``), and
     the charger is online again (``gateway_back``). ``last_seen`` is left as it was: nothing was
     heard from the charger, and the offline sweep still judges its silence."""
     now = timezone.now()

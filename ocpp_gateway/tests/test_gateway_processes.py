@@ -526,3 +526,64 @@ def test_a_dead_process_whose_release_raises_does_not_keep_the_other_dead_proces
     assert _redis().sismember(KNOWN_KEY, "specific.dead!")
     assert "could not release the chargers of gateway process specific.dead!" in caplog.text
     assert dead_gateway_presence_release() == ["CP-A"]  # the fault gone: released at the next sweep
+
+
+async def test_a_process_stalled_past_the_ttl_claims_its_released_chargers_back_once_it_resumes(
+    daphne, daphne_factory, api_key, private_redis, settings
+):
+    """Fails before the change: a gateway process paused longer than the TTL (a VM or container
+    paused, its event loop starved, Redis out of its reach alone) had its idle charger released by
+    a peer's sweep (``gateway_lost``), rightly while it was silent; once it served the open socket
+    again, the charger stayed offline, every command answered 503 NotConnected, until its next
+    message (a heartbeat interval away, a day for a charger kept by pings). Now the process, finding
+    its announcement had lapsed, claims its connections' presence back (``gateway_back``)."""
+    redis_url = private_redis().url  # no other process sweeps here
+    ttl, renew = 6, 2
+    settings.REDIS_URL, settings.CSMS_GATEWAY_PRESENCE_TTL, settings.CSMS_GATEWAY_PRESENCE_RENEW = redis_url, ttl, renew
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    await sync_to_async(webhook_subscription_create)(
+        url="http://127.0.0.1:9/hooks", events=["charge_point.online", "charge_point.offline"]
+    )
+    gateway = daphne_factory(
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL="memory://",
+        CSMS_GATEWAY_PRESENCE_TTL=str(ttl),
+        CSMS_GATEWAY_PRESENCE_RENEW=str(renew),
+    )
+    await ChargePoint.objects.acreate(charge_point_id="CP-STALLED", heartbeat_interval=3600)
+    release = sync_to_async(dead_gateway_presence_release)  # a peer's sweep, every RENEW s
+    async with raw_socket(gateway, "1.6", "CP-STALLED") as websocket:
+        await websocket.send(
+            json.dumps([2, "b", "BootNotification", {"chargePointVendor": "A", "chargePointModel": "B"}])
+        )
+        await asyncio.wait_for(websocket.recv(), 5)
+        _redis().set(SINCE_KEY, _redis().time()[0] - 3600)  # Redis has kept its data for an hour
+        assert await release() == []  # the gateway announced itself: alive
+        gateway.process.send_signal(signal.SIGSTOP)
+        try:
+            released: list[str] = []
+            for _ in range(2 * ttl // renew + 2):  # its announcement expires meanwhile
+                await asyncio.sleep(renew)
+                released += await release()
+                if released:
+                    break
+        finally:
+            gateway.process.send_signal(signal.SIGCONT)
+        assert released == ["CP-STALLED"]
+        await eventually(lambda: connected(daphne, api_key, "CP-STALLED"), timeout=15, interval=0.25)
+        reasons = [
+            (kind, json.loads(body)["data"]["reason"])
+            async for kind, body in WebhookDelivery.objects.order_by("created_at").values_list("event_type", "body")
+        ]
+        assert reasons == [
+            ("charge_point.online", "connected"),
+            ("charge_point.offline", "gateway_lost"),
+            ("charge_point.online", "gateway_back"),
+        ]
+        url = f"{gateway.http_url}/api/v1/ocpp16/CP-STALLED/reset"
+        answered = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"}))
+        frame = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        assert frame[2:] == ["Reset", {"type": "Soft"}]
+        await websocket.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+        status, body = await answered
+        assert (status, body["status"]) == (200, "Accepted")
