@@ -161,9 +161,12 @@ def site_outlets(*, members: Iterable[SiteMember]) -> int:
 
 
 def site_base_load(*, site: Site) -> tuple[Decimal, ...]:
-    """A per phase: the live measured load when one was posted, else the fixed base load."""
+    """A per phase: the live measured load when one was posted, else the fixed base load. A live
+    load of another phase count (one stored before posts were checked under the site's lock, racing
+    a change of its phases) counts its largest value on every phase: never less than was measured."""
     if site.live_base_load_a:
-        return tuple(Decimal(str(value)) for value in site.live_base_load_a)
+        live = tuple(Decimal(str(value)) for value in site.live_base_load_a)
+        return live if len(live) == site.phases else (max(live),) * site.phases
     return (site.base_load_a,) * site.phases
 
 

@@ -95,13 +95,16 @@ def site_delete(*, site: Site) -> None:
 def site_base_load_record(*, site: Site, load_a: Sequence[Decimal]) -> Site:
     """The building's measured load (A, one value per phase), posted by its meter or energy manager.
 
-    Raises SiteConflict when the number of values is not the site's phase count.
+    Raises SiteConflict when the number of values is not the site's phase count, as it stands under
+    its lock: checked against the site as the request read it, a post racing a change of its phases
+    stored three values on a single-phase site.
     """
-    if len(load_a) != site.phases:
-        raise SiteConflict("load_a", f"Give one value per phase: this site has {site.phases}.")
-    site.live_base_load_a = [str(value) for value in load_a]
-    site.live_base_load_at = timezone.now()
     with transaction.atomic():
+        _as_it_stands(site)
+        if len(load_a) != site.phases:
+            raise SiteConflict("load_a", f"Give one value per phase: this site has {site.phases}.")
+        site.live_base_load_a = [str(value) for value in load_a]
+        site.live_base_load_at = timezone.now()
         site.save(update_fields=["live_base_load_a", "live_base_load_at", "updated_at"])
         site_recompute_on_commit(site_id=site.pk)
     return site

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from sites import services
 from sites.models import Site, SiteMember
 
@@ -66,3 +68,40 @@ def test_a_member_changed_while_the_engine_flags_it_keeps_the_flag(behind_a_lock
     member.refresh_from_db()
     assert (member.priority, member.smart_charging_flag) == (5, "refused its TxProfile")
     assert member.flagged_at is not None
+
+
+def _base_load_posted(site: Site, load_a: list[Decimal]) -> str:
+    try:
+        services.site_base_load_record(site=site, load_a=load_a)
+    except services.SiteConflict as conflict:
+        return conflict.field
+    return "posted"
+
+
+def test_a_base_load_posted_while_the_site_goes_single_phase_is_checked_against_the_phases_it_has(behind_a_lock):
+    """A meter's post of three values was checked against the site as its request read it (three
+    phases) while a PATCH made it single-phase: the three values were stored on a one-phase site,
+    and every recompute of it failed (``site_limits``: one phase, three loads) until the next post."""
+    site = Site.objects.create(name="S", phases=3, capacity_a=Decimal(63))
+    read_by_the_post = Site.objects.get(pk=site.pk)
+    read_by_the_patch = Site.objects.get(pk=site.pk)
+
+    _, posted = behind_a_lock(
+        lambda: services.site_save(site=read_by_the_patch, phases=1),
+        lambda: _base_load_posted(read_by_the_post, [Decimal(10), Decimal(12), Decimal(8)]),
+    )
+
+    site.refresh_from_db()
+    assert (posted, site.phases, site.live_base_load_a) == ("load_a", 1, None)
+
+
+@pytest.mark.django_db
+def test_a_stored_load_of_another_phase_count_counts_its_largest_value_on_every_phase():
+    """One stored before posts were checked under the site's lock: every recompute failed on it."""
+    from sites import selectors
+
+    site = Site.objects.create(name="S", phases=1, capacity_a=Decimal(63), live_base_load_a=["10", "12.5", "8"])
+    assert selectors.site_base_load(site=site) == (Decimal("12.5"),)
+    site.phases, site.live_base_load_a = 3, ["4"]
+    assert selectors.site_base_load(site=site) == (Decimal(4),) * 3
+    assert selectors.site_limits(site=site, extra_load_a=(Decimal(0),) * 3).base_load_a == (Decimal(4),) * 3
