@@ -63,6 +63,8 @@ TX_PROFILE_ID_BASE = selectors.TX_PROFILE_ID_BASE
 TX_STACK_LEVEL = selectors.TX_STACK_LEVEL
 FAILSAFE_STACK_LEVEL = selectors.FAILSAFE_STACK_LEVEL
 MAX_PASSES = 3
+# Seconds after which a run that used its ``MAX_PASSES``, each needing another, is tried again.
+PASSES_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,10 @@ class Change:
 def site_apply(*, site_id: int) -> float | None:
     """Recompute the site and send what changed (see the module's steps).
 
-    Returns the seconds after which a held-back increase is due, or None. A missing site is a no-op.
+    Returns the seconds after which a held-back increase is due, or after which the site is to be
+    recomputed again when each of its ``MAX_PASSES`` passes needed another (``PASSES_RETRY_SECONDS``:
+    the last pass's failsafe decreases and rises not sent, its snapshot not recorded), or None. A
+    missing site is a no-op.
     """
     unanswered = _Unanswered()  # what chargers left unanswered (a timeout) in this run
     for _ in range(MAX_PASSES):
@@ -89,7 +94,8 @@ def site_apply(*, site_id: int) -> float | None:
             outcome = _apply_once(site, unanswered)
         if outcome != "recompute":
             return outcome
-    return None
+    logger.warning("site %s: %s passes each needed another; tried again shortly", site_id, MAX_PASSES)
+    return PASSES_RETRY_SECONDS
 
 
 @dataclass

@@ -835,6 +835,34 @@ async def test_a_charger_rejecting_a_running_session_s_tx_profile_twice_is_flagg
     await _site_settled(site_id)
 
 
+async def test_a_recompute_out_of_passes_is_retried_so_the_failsafe_decreases_go_out(site_daphne, api_key):
+    """Probe: a charger's three sessions had just ended on it (their stops on their way) when the site
+    was lowered; each pass's first decrease of them was rejected (forgiven: one a pass), the third pass
+    ended the run and nothing was scheduled: the other member kept the failsafe it held above the
+    site's new one until the next trigger or the beat's sweep. A run out of passes is tried again."""
+    ids = ["TRIO-X", "TRIO-Y"]  # four outlets on 32 A: a failsafe of 8 A each
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with _booted(site_daphne, ids, StoppingCar, Car) as (x, y):
+        for connector_id in (1, 2, 3):
+            await x.call(call16.StatusNotification(connector_id=connector_id, error_code="NoError", status="Preparing"))
+        for connector_id in (1, 2, 3):
+            await x.call(call16.StartTransaction(connector_id=connector_id, id_tag="CAR", meter_start=0, timestamp=NOW))
+        await eventually(lambda: len(getattr(x, "tx_limits", {})) == 3 and y.default_limit == 8, timeout=15)
+        x.stopped = True  # its three transactions ended on the charger
+        url = f"{site_daphne.http_url}/api/v1/sites/{site_id}/"
+        status, _ = await ahttp(url, method="PATCH", api_key=api_key, body={"capacity_a": "24"})
+        assert status == 200
+        await _limits([y], [6])  # 24 / 4
+    await _site_settled(site_id)
+
+    def first_three_rejected() -> set[int]:
+        rejected = Command.objects.filter(charge_point_identity=ids[0], state=CommandState.REJECTED)
+        return {c.request["cs_charging_profiles"]["transaction_id"] for c in rejected.order_by("created_at")[:3]}
+
+    assert len(await database_sync_to_async(first_three_rejected)()) == 3  # one a pass: the run out of passes
+
+
 async def test_an_operator_s_tx_default_profile_above_the_failsafe_is_counted_by_the_site(site_daphne, api_key):
     """Probe: an operator's TxDefaultProfile at stack level 1 (32 A) on a member prevails over the site's
     failsafe (stack level 0, 16 A). The site took b's session for one drawing its 16 A failsafe: its
