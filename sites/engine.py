@@ -432,7 +432,9 @@ def _profile_body(
 def _snapshot(
     site: Site, views: list[selectors.SessionView], now: datetime, failsafe: Decimal, silent: set[int]
 ) -> None:
-    """Record the allocation when it changed, and tell the webhook subscribers: every session's
+    """Record the allocation when it changed, and tell the webhook subscribers (with the capacity per
+    phase the site is shared to, ``selectors.site_capacity_a``: a ``capacity_w`` alone, or the lower
+    limit it sets, was missing from the history, the chart and the webhook): every session's
     limit, its TxProfile's (held, or sent in this pass), else the default it charges under
     (``_default_held``; ``silent``: the chargers that left a profile unanswered in this run); under an
     operator's TxProfile above the site's, what that one lets it draw."""
@@ -453,7 +455,7 @@ def _snapshot(
     snapshot = AllocationSnapshot.objects.create(
         site=site,
         at=now,
-        capacity_a=site.capacity_a,
+        capacity_a=selectors.site_capacity_a(site=site).quantize(Decimal("0.1"), rounding="ROUND_FLOOR"),
         base_load_a=max(base),
         limits_sum_a=sum((Decimal(v) for v in held.values()), Decimal(0)),
         measured_a=sum(draws, Decimal(0)) if draws else None,

@@ -18,7 +18,7 @@ def site_allocation_changed(site: Site, snapshot: AllocationSnapshot) -> dict[st
         "site_id": site.pk,
         "site": site.name,
         "at": iso_utc(snapshot.at),
-        "capacity_a": _amps(site.capacity_a) if site.capacity_a is not None else None,
+        "capacity_a": _amps(snapshot.capacity_a) if snapshot.capacity_a is not None else None,
         "limits_sum_a": _amps(snapshot.limits_sum_a),
         "limits": snapshot.limits,
     }

@@ -328,3 +328,27 @@ def test_the_allocation_history_gives_a_session_without_a_tx_profile_the_default
     ]
     [history] = allocation["history"]
     assert (history["limits"], history["limits_sum_a"]) == (limits, "48.0")
+
+
+@pytest.mark.parametrize(
+    ("fields", "capacity"),
+    [
+        ({"capacity_a": None, "capacity_w": "7000"}, "30.4"),  # 7000 W / 230 V, floored
+        ({"capacity_a": "40", "capacity_w": "7000"}, "30.4"),  # the lower of the two
+        ({"phases": 3, "capacity_a": "32", "capacity_w": "11000"}, "15.9"),  # 11000 W / (3 x 230 V)
+        ({"capacity_a": "32", "capacity_w": "9000"}, "32.0"),
+    ],
+)
+def test_the_allocation_history_and_webhook_give_the_capacity_per_phase_the_site_is_shared_to(
+    api_client, fields, capacity
+):
+    """Probe: a site with only ``capacity_w`` had ``capacity_a: null`` in its allocation history and
+    webhook (its admin chart no capacity line), and one with both the A it was given, not the lower
+    limit its power sets, which the allocator keeps to."""
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["site.allocation_changed"])
+    site = create_site(api_client, **fields)
+    site_apply(site_id=site["id"])
+    [history] = api_client.get(f"/api/v1/sites/{site['id']}/allocation/").json()["history"]
+    data = json.loads(WebhookDelivery.objects.get().body)["data"]
+    assert (history["capacity_a"], data["capacity_a"]) == (capacity, capacity)
