@@ -450,21 +450,32 @@ def _snapshot(
     last = AllocationSnapshot.objects.filter(site=site).first()
     if last is not None and last.limits == held:
         return
-    draws = [v.demand.draw_a for v in views if v.demand.draw_a is not None]
+    draws = {v.transaction.pk: v.demand.draw_a for v in views if v.demand.draw_a is not None}
     base = selectors.site_base_load(site=site)
     snapshot = AllocationSnapshot.objects.create(
         site=site,
         at=now,
         capacity_a=selectors.site_capacity_a(site=site).quantize(Decimal("0.1"), rounding="ROUND_FLOOR"),
         base_load_a=max(base),
-        limits_sum_a=sum((Decimal(v) for v in held.values()), Decimal(0)),
-        measured_a=sum(draws, Decimal(0)) if draws else None,
+        limits_sum_a=_most_loaded_phase(site, views, {int(pk): Decimal(limit) for pk, limit in held.items()}),
+        measured_a=_most_loaded_phase(site, views, draws) if draws else None,
         limits=held,
     )
     webhook_event_emit(
         event_type=EventType.SITE_ALLOCATION_CHANGED,
         data=events.site_allocation_changed(site, snapshot),
     )
+
+
+def _most_loaded_phase(site: Site, views: list[selectors.SessionView], amps: dict[int, Decimal]) -> Decimal:
+    """The largest, over the site's phases, of the sum of ``amps`` (by transaction pk) of the sessions
+    drawing on that phase: A per phase, as the capacity and the base load (three single-phase
+    sessions of 32 A on L1, L2 and L3 are 32 A, not 96 A, on a 32 A site)."""
+    per_phase = [Decimal(0)] * site.phases
+    for view in views:
+        for phase in view.demand.phases:
+            per_phase[phase] += amps.get(view.transaction.pk, Decimal(0))
+    return max(per_phase)
 
 
 def _default_held(view: selectors.SessionView, failsafe: Decimal, silent: set[int]) -> Decimal:

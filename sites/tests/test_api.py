@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from charging.models import InstalledChargingProfile, Transaction
+from charging.models import InstalledChargingProfile, MeterSample, Transaction
 from sites.engine import site_apply
 from sites.models import Site, SiteMember
 from webhooks.models import WebhookDelivery
@@ -352,3 +352,32 @@ def test_the_allocation_history_and_webhook_give_the_capacity_per_phase_the_site
     [history] = api_client.get(f"/api/v1/sites/{site['id']}/allocation/").json()["history"]
     data = json.loads(WebhookDelivery.objects.get().body)["data"]
     assert (history["capacity_a"], data["capacity_a"]) == (capacity, capacity)
+
+
+def test_the_allocation_history_sums_the_limits_and_draws_on_the_site_s_most_loaded_phase(
+    api_client, register_charge_point
+):
+    """Probe: three single-phase chargers on L1, L2 and L3 of a 32 A three-phase site, 32 A each,
+    were recorded at a sum of limits of 96 A (and a draw of 60 A) against a capacity of 32 A per
+    phase: a site within its limit charted three times over it. The sums are now per phase (A per
+    phase, as the capacity and the base load): the most loaded phase's."""
+    site = Site.objects.create(name="Depot", phases=3, voltage_v=230, capacity_a=32)
+    for phase in ("L1", "L2", "L3", "L1L2L3"):
+        charge_point = register_charge_point(f"CP-{phase}")
+        SiteMember.objects.create(site=site, charge_point=charge_point, phases=phase, max_current_a=16)
+        session = Transaction.objects.create(
+            charge_point=charge_point, ocpp_transaction_id="1", start_key=phase, connector_id=1, started_at=T0
+        )
+        MeterSample.objects.create(
+            charge_point=charge_point,
+            transaction=session,
+            source="MeterValues",
+            timestamp=T0,
+            received_at=T0,
+            measurand="Current.Import",
+            raw_value="10" if phase == "L2" else "5",
+        )
+    site_apply(site_id=site.pk)  # none connected: each counted at its 16 A maximum
+    [history] = api_client.get(f"/api/v1/sites/{site.pk}/allocation/").json()["history"]
+    assert set(history["limits"].values()) == {"16.0"}
+    assert (history["capacity_a"], history["limits_sum_a"], history["measured_a"]) == ("32.0", "32.0", "15.0")
