@@ -483,10 +483,16 @@ def remote_stop_warnings(*, charge_point: ChargePoint, transaction_id: int) -> l
     charger answers Rejected for a transaction it does not have): one it does not know, another
     charger's, or one that has ended. A 1.6 session's id is ours (``Transaction.ocpp_id``): found
     by its primary key, or among the charger's own sessions (indexed both: not a scan of all)."""
+    return _stop_warnings(charge_point, transaction_id, _sessions_named_16(charge_point, transaction_id))
+
+
+def _sessions_named_16(charge_point: ChargePoint, transaction_id: int) -> QuerySet[Transaction]:
+    """The 1.6 sessions ``transaction_id`` may name: ours (``Transaction.ocpp_id``), found by its
+    primary key, or one of the charger's own by the id it gave (indexed both: not a scan of all)."""
     named = Q(pk=transaction_id, ocpp_transaction_id="") | Q(
         charge_point=charge_point, ocpp_transaction_id=str(transaction_id)
     )
-    return _stop_warnings(charge_point, transaction_id, Transaction.objects.filter(named, ocpp_version="1.6"))
+    return Transaction.objects.filter(named, ocpp_version="1.6")
 
 
 def request_stop_warnings(*, charge_point: ChargePoint, transaction_id: str) -> list[str]:
@@ -498,9 +504,54 @@ def request_stop_warnings(*, charge_point: ChargePoint, transaction_id: str) -> 
     return _stop_warnings(charge_point, transaction_id, sessions)
 
 
-def _stop_warnings(charge_point: ChargePoint, transaction_id: object, sessions: QuerySet[Transaction]) -> list[str]:
-    """The warning of a remote stop of ``transaction_id``, which names ``sessions``: none when one
-    of them is an active session of ``charge_point``."""
+def tx_profile_warnings(
+    *, charge_point: ChargePoint, ocpp_version: str, connector_id: int, transaction_id: int | str | None
+) -> list[str]:
+    """The TxProfile guard (SetChargingProfile of purpose TxProfile on connector, or 2.0.1 EVSE,
+    ``connector_id``): the charger rejects a TxProfile while no transaction is active there (1.6
+    §5.16, 2.0.1 K01.FR.09), or for a transaction it does not have open there (2.0.1 K01.FR.33).
+    The CSMS sends it anyway (its view may lag the charger's), but says when it knows no active
+    session of ``charge_point`` there: none on the connector (a 1.6 one without ``transaction_id``),
+    ``transaction_id`` on another connector, another charger's, ended, or unknown."""
+    where, place = ("evse_id", "EVSE") if ocpp_version == "2.0.1" else ("connector_id", "connector")
+    identity = charge_point.charge_point_id
+    if transaction_id is None:
+        on_it = {where: connector_id, "status": TransactionStatus.ACTIVE, "ocpp_version": ocpp_version}
+        if Transaction.objects.filter(charge_point=charge_point, **on_it).exists():
+            return []
+        return [
+            f"No session is active on {place} {connector_id} of {identity} for the CSMS; the charger"
+            " rejects a TxProfile while no transaction runs there."
+        ]
+    if ocpp_version == "2.0.1":
+        sessions = Transaction.objects.filter(
+            charge_point=charge_point, ocpp_version="2.0.1", ocpp_transaction_id=str(transaction_id)
+        )
+    else:
+        sessions = _sessions_named_16(charge_point, int(transaction_id))
+    places = set(
+        sessions.filter(charge_point=charge_point, status=TransactionStatus.ACTIVE).values_list(where, flat=True)
+    )
+    if not places:
+        return _stop_warnings(charge_point, transaction_id, sessions, "rejects a TxProfile for a transaction")
+    if connector_id in places or None in places:  # None: a session of no known place
+        return []
+    others = ", ".join(map(str, sorted(places)))
+    return [
+        f"Transaction {transaction_id} is on {place} {others} of {identity}, not {connector_id}; the charger"
+        f" rejects a TxProfile for a transaction not on its {place}."
+    ]
+
+
+def _stop_warnings(
+    charge_point: ChargePoint,
+    transaction_id: object,
+    sessions: QuerySet[Transaction],
+    refused: str = "answers Rejected",
+) -> list[str]:
+    """The warning of a remote stop of ``transaction_id`` (or, ``refused``, of another command the
+    charger refuses for a transaction it does not have open), which names ``sessions``: none when
+    one of them is an active session of ``charge_point``."""
     found = sessions.values_list("charge_point_id", "charge_point__charge_point_id", "status")
     ours = [status for owner, _, status in found if owner == charge_point.pk]
     if TransactionStatus.ACTIVE in ours:
@@ -512,7 +563,7 @@ def _stop_warnings(charge_point: ChargePoint, transaction_id: object, sessions: 
         verdict = f"is a session of {', '.join(others)}, not of {identity}"
     else:
         verdict = "is not known to the CSMS"
-    return [f"Transaction {transaction_id} {verdict}; the charger answers Rejected if it has no such transaction open."]
+    return [f"Transaction {transaction_id} {verdict}; the charger {refused} if it has no such transaction open."]
 
 
 def cancel_reservation_warnings(*, charge_point: ChargePoint, reservation_id: int) -> list[str]:

@@ -828,3 +828,69 @@ def test_a_remote_start_naming_no_connector_warns_of_the_cards_session_on_the_sa
     Transaction.objects.update(status="ended")  # the card is free again: no warning
     api_client.post(f"/api/v1/{path}", body, format="json")
     assert sorted(len(command.warnings) for command in Command.objects.all()) == [0, 1]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_tx_profile_where_the_csms_knows_no_active_session_is_sent_with_a_warning_saying_why(
+    api_client, register_charge_point, version
+):
+    """1.6 §5.16, 2.0.1 K01.FR.09 / K01.FR.33: the charger rejects a TxProfile while no transaction
+    is active on its connector (EVSE), or for one it does not have open there. Probe: a TxProfile for
+    a session that had ended, another charger's, or on a connector with no session, was a bare 409
+    Rejected, as a remote stop's was before it said why."""
+    charge_point = register_charge_point("CP-1", ocpp_version=version)
+    elsewhere = register_charge_point("CP-2", ocpp_version=version)
+    keys = itertools.count()
+
+    def session(owner: Any, tx: str, status: str = "active") -> Any:
+        place = {"connector_id": 1} if version == "1.6" else {"evse_id": 1, "connector_id": 1}
+        created = Transaction.objects.create(
+            charge_point=owner,
+            ocpp_version=version,
+            ocpp_transaction_id=tx if version == "2.0.1" else "",
+            start_key=f"k-{next(keys)}",
+            started_at=timezone.now(),
+            status=status,
+            **place,
+        )
+        return int(created.ocpp_id) if version == "1.6" else tx
+
+    active, ended, others = (
+        session(charge_point, "TX-A"),
+        session(charge_point, "TX-E", "ended"),
+        session(elsewhere, "TX-O"),
+    )
+    unknown = 999_999 if version == "1.6" else "TX-U"
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+
+    def warnings(where: int, transaction_id: Any = None) -> list[str]:
+        if version == "1.6":
+            profile = {**PROFILE} | ({"transaction_id": transaction_id} if transaction_id is not None else {})
+            body = {"connector_id": where, "cs_charging_profiles": profile}
+        else:
+            body = {
+                "evse_id": where,
+                "charging_profile": profile201(charging_profile_purpose="TxProfile", transaction_id=transaction_id),
+            }
+        response = api_client.post(f"/api/v1/{path}/CP-1/set_charging_profile", body, format="json")
+        assert response.status_code != 400, response.json()
+        return [w for w in response.json().get("warnings", []) if "TxProfile" in w]
+
+    place = "connector" if version == "1.6" else "EVSE"
+    tail = "; the charger rejects a TxProfile for a transaction if it has no such transaction open."
+    assert warnings(1, active) == []
+    assert warnings(2, active) == [
+        f"Transaction {active} is on {place} 1 of CP-1, not 2; the charger rejects a TxProfile for a"
+        f" transaction not on its {place}."
+    ]
+    assert warnings(1, ended) == [f"Transaction {ended} of CP-1 has ended for the CSMS{tail}"]
+    # a 2.0.1 station names its transactions itself: another's id is looked for among its own only
+    verdict = "is a session of CP-2, not of CP-1" if version == "1.6" else "is not known to the CSMS"
+    assert warnings(1, others) == [f"Transaction {others} {verdict}{tail}"]
+    assert warnings(1, unknown) == [f"Transaction {unknown} is not known to the CSMS{tail}"]
+    if version == "1.6":  # a 1.6 TxProfile without a transaction id limits the connector's
+        assert warnings(1) == []
+        assert warnings(2) == [
+            "No session is active on connector 2 of CP-1 for the CSMS; the charger rejects a TxProfile while no"
+            " transaction runs there."
+        ]

@@ -509,10 +509,11 @@ async def test_wait_false_answers_202_at_once_and_the_outcome_is_polled(daphne, 
 async def test_a_conflicting_charging_profile_is_sent_with_a_warning(daphne, api_daphne, api_key):
     await register("CP-SMART")
     url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-SMART/set_charging_profile"
-    second_profile = {**PROFILE_16, "charging_profile_id": 2}
+    first_profile = {**PROFILE_16, "charging_profile_purpose": "TxDefaultProfile"}  # no session needed
+    second_profile = {**first_profile, "charging_profile_id": 2}
     async with ocpp_charger(daphne, "1.6", "CP-SMART", client_class=V16Charger):
         first = await ahttp(
-            url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": PROFILE_16}
+            url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": first_profile}
         )
         assert first == (200, {"status": "Accepted"})
         status, second = await ahttp(

@@ -8,6 +8,7 @@ from typing import Any
 from ocpp.v16.enums import Action
 
 from chargepoints.models import ChargePoint
+from charging import selectors as charging_selectors
 from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
@@ -31,6 +32,19 @@ def profile_target(body: dict[str, Any], profile_field: str = "cs_charging_profi
     )
 
 
+def _tx_profile_warnings(charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+    """A TxProfile's: when the CSMS knows no active session where it is set (``tx_profile_warnings``)."""
+    profile = body["cs_charging_profiles"]
+    if profile["charging_profile_purpose"] != "TxProfile":
+        return []
+    return charging_selectors.tx_profile_warnings(
+        charge_point=charge_point,
+        ocpp_version="1.6",
+        connector_id=body["connector_id"],
+        transaction_id=profile.get("transaction_id"),
+    )
+
+
 class SmartChargingHandlers:
     @staticmethod
     @request_check(Action.set_charging_profile)
@@ -38,13 +52,15 @@ class SmartChargingHandlers:
         """Conflicts with the profiles installed, and what the charger reported it cannot take."""
         profile = body["cs_charging_profiles"]
         schedule = profile["charging_schedule"]
-        return charging_profiles.charging_profile_conflicts(
-            charge_point=charge_point, target=profile_target(body)
-        ) + selectors.charging_profile_request_warnings(
-            limits=selectors.charging_profile_limits_16(charge_point=charge_point),
-            stack_level=profile["stack_level"],
-            periods=len(schedule["charging_schedule_period"]),
-            rate_units={schedule["charging_rate_unit"]},
+        return (
+            charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=profile_target(body))
+            + selectors.charging_profile_request_warnings(
+                limits=selectors.charging_profile_limits_16(charge_point=charge_point),
+                stack_level=profile["stack_level"],
+                periods=len(schedule["charging_schedule_period"]),
+                rate_units={schedule["charging_rate_unit"]},
+            )
+            + _tx_profile_warnings(charge_point, body)
         )
 
     @staticmethod

@@ -12,6 +12,7 @@ from typing import Any
 from ocpp.v201.enums import Action, GetChargingProfileStatusEnumType
 
 from chargepoints.models import ChargePoint
+from charging import selectors as charging_selectors
 from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
@@ -69,6 +70,19 @@ def report_charging_profiles_record(
         )
 
 
+def _tx_profile_warnings(charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+    """A TxProfile's: when the CSMS knows no active session where it is set (``tx_profile_warnings``)."""
+    profile = body["charging_profile"]
+    if profile["charging_profile_purpose"] != "TxProfile":
+        return []
+    return charging_selectors.tx_profile_warnings(
+        charge_point=charge_point,
+        ocpp_version="2.0.1",
+        connector_id=body["evse_id"],
+        transaction_id=profile.get("transaction_id"),
+    )
+
+
 class SmartChargingHandlers:
     id: str
     frame_work_kept: Callable[[list[Any], str], Coroutine[Any, Any, list[Any]]]
@@ -118,13 +132,15 @@ class SmartChargingHandlers:
         """Conflicts with the profiles installed, and what the station reported it cannot take."""
         profile = body["charging_profile"]
         schedules = profile["charging_schedule"]
-        return charging_profiles.charging_profile_conflicts(
-            charge_point=charge_point, target=profile_target(body)
-        ) + selectors.charging_profile_request_warnings(
-            limits=selectors.charging_profile_limits_201(charge_point=charge_point),
-            stack_level=profile["stack_level"],
-            periods=max(len(schedule["charging_schedule_period"]) for schedule in schedules),
-            rate_units={schedule["charging_rate_unit"] for schedule in schedules},
+        return (
+            charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=profile_target(body))
+            + selectors.charging_profile_request_warnings(
+                limits=selectors.charging_profile_limits_201(charge_point=charge_point),
+                stack_level=profile["stack_level"],
+                periods=max(len(schedule["charging_schedule_period"]) for schedule in schedules),
+                rate_units={schedule["charging_rate_unit"] for schedule in schedules},
+            )
+            + _tx_profile_warnings(charge_point, body)
         )
 
     @staticmethod
