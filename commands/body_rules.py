@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from commands import charger_passwords
@@ -248,15 +249,20 @@ def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refus
     §7.13 counts it from the start of charging, and chargers take it so); a period's ``number_phases``
     1, 2 or 3 (1.6 §7.14 ChargingSchedulePeriod, 2.0.1 ChargingSchedulePeriodType: the phases an AC
     charge may use; 0 leaves a limit in W no current, more are not there), its ``phase_to_use`` (1, 2
-    or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out)."""
+    or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out); in 2.0.1
+    a ``limit`` and ``min_charging_rate`` of at most one decimal (``_one_decimal``)."""
     if not isinstance(schedule, dict):
         return {}
     found = _periods_checked(schedule, at)
     if version == "2.0.1" and kind == "Relative" and "start_schedule" in schedule:
         found[f"{at}.start_schedule"] = ["A Relative profile counts from the transaction's start: none (K01.FR.41)."]
+    if version == "2.0.1" and not _one_decimal(schedule.get("min_charging_rate")):
+        found[f"{at}.min_charging_rate"] = [_ONE_DECIMAL]
     for index, period in enumerate(schedule.get("charging_schedule_period") or []):
         if not isinstance(period, dict):
             continue
+        if version == "2.0.1" and not _one_decimal(period.get("limit")):
+            found[f"{at}.charging_schedule_period.{index}.limit"] = [_ONE_DECIMAL]
         if period.get("number_phases", 3) not in (1, 2, 3):
             found[f"{at}.charging_schedule_period.{index}.number_phases"] = ["Must be 1, 2 or 3: the phases used."]
         if "phase_to_use" not in period:
@@ -267,6 +273,22 @@ def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refus
         elif period.get("number_phases") != 1:
             found[where] = ["Only with number_phases 1: it names the one phase a single-phase charge uses."]
     return found
+
+
+_ONE_DECIMAL = "At most one digit after the decimal point (e.g. 8.1)."
+
+
+def _one_decimal(value: Any) -> bool:
+    """2.0.1 ChargingSchedulePeriodType ``limit`` and ChargingScheduleType ``minChargingRate``
+    "accept at most one digit fraction (e.g. 8.1)" (1.6's schema says it: ``multipleOf`` 0.1); a
+    value that is no number is the schema's to refuse."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return True
+    exact = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    if not exact.is_finite():
+        return True  # ``schemas.value_errors`` refuses it
+    exponent = exact.normalize().as_tuple().exponent  # 16.10: 161e-1; 1e27 (no remainder of its 28 digits)
+    return isinstance(exponent, int) and exponent >= -1
 
 
 def _periods_checked(schedule: Any, at: str) -> Refusals:

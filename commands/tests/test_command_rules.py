@@ -427,6 +427,33 @@ def firmware201(location: str) -> dict[str, Any]:
             },
             f"{SCHEDULE0}.charging_schedule_period.0.number_phases",
         ),
+        # 2.0.1 ChargingSchedulePeriodType limit, ChargingScheduleType minChargingRate: "at most one
+        # digit fraction (e.g. 8.1)", as 1.6's schema says (multipleOf 0.1)
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201(periods({"start_period": 0, "limit": 16.25}))},
+            f"{SCHEDULE0}.charging_schedule_period.0.limit",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201({"min_charging_rate": 6.55})},
+            f"{SCHEDULE0}.min_charging_rate",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {
+                "remote_start_id": 1,
+                "id_token": TOKEN,
+                "charging_profile": profile201(
+                    periods({"start_period": 0, "limit": 7400}, {"start_period": 600, "limit": 3680.05}),
+                    charging_profile_purpose="TxProfile",
+                ),
+            },
+            f"{SCHEDULE0}.charging_schedule_period.1.limit",
+        ),
         (  # round 43's probe: a schedule of no period was sent (1.6's schema has no minItems)
             "1.6",
             "set_charging_profile",
@@ -527,6 +554,24 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
             },
         ),
         ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201({"start_schedule": None})}),
+        (
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    {"min_charging_rate": 6.5, "charging_schedule_period": [{"start_period": 0, "limit": 16.1}]}
+                ),
+            },
+        ),
+        (
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    {"charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 11000.5}]}
+                ),
+            },
+        ),
         (
             "update_firmware",
             {"request_id": 1, "firmware": firmware201("ftp://fw.example.com/a%20b.bin?v=1&t=a~b")},

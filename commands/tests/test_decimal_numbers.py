@@ -192,20 +192,28 @@ def test_a_limit_finer_than_the_16_schema_allows_is_a_400_naming_it(api_client, 
     }
 
 
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 @pytest.mark.parametrize(("limit", "status"), [("1e27", 503), ("3.4e38", 503), ("1e309", 400), ("-1e309", 400)])
-def test_a_huge_limit_is_checked_not_a_500(api_client, register_charge_point, limit, status):
+def test_a_huge_limit_is_checked_not_a_500(api_client, register_charge_point, limit, status, version):
     """1e27 divided by 0.1 (``multipleOf``) overflowed Decimal's 28 digits; 1e309 parsed as infinity
     (round 41's probe: both a 500). A finite one is checked and sent (here: no charger, 503); an
-    infinite one is a 400 naming it."""
-    register_charge_point("CP-1", ocpp_version="1.6")
-    schedule = {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": "LIMIT"}]}
-    profile = {**PROFILE_16, "charging_schedule": schedule}
-    body = json.dumps({"connector_id": 1, "cs_charging_profiles": profile}).replace('"LIMIT"', limit)
-    response = api_client.post("/api/v1/ocpp16/CP-1/set_charging_profile", body, content_type="application/json")
+    infinite one is a 400 naming it. 2.0.1's one decimal (``body_rules``) is checked alike."""
+    register_charge_point("CP-1", ocpp_version=version)
+    periods = [{"start_period": 0, "limit": "LIMIT"}]
+    if version == "1.6":
+        schedule = {"charging_rate_unit": "A", "charging_schedule_period": periods}
+        body = {"connector_id": 1, "cs_charging_profiles": {**PROFILE_16, "charging_schedule": schedule}}
+        path, field = "ocpp16", "cs_charging_profiles.charging_schedule"
+    else:
+        schedules = [{**PROFILE_201["charging_schedule"][0], "charging_schedule_period": periods}]
+        profile = {**PROFILE_201, "charging_profile_purpose": "TxDefaultProfile", "charging_schedule": schedules}
+        body = {"evse_id": 1, "charging_profile": profile}
+        path, field = "ocpp201", "charging_profile.charging_schedule.0"
+    sent = json.dumps(body).replace('"LIMIT"', limit)
+    response = api_client.post(f"/api/v1/{path}/CP-1/set_charging_profile", sent, content_type="application/json")
     assert response.status_code == status, response.json()
     if status == 400:
-        field = "cs_charging_profiles.charging_schedule.charging_schedule_period.0.limit"
-        assert list(response.json()["details"]) == [field]
+        assert list(response.json()["details"]) == [f"{field}.charging_schedule_period.0.limit"]
 
 
 @pytest.mark.parametrize("number", [str(2**64), str(-(2**63) - 1)])
