@@ -219,8 +219,11 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
     §7.8 ChargingProfile, 2.0.1 K01 and ChargingProfileType): none of the external constraints
     (K01.FR.22: the CSMS does not set them); a transaction id in a TxProfile only; a Recurring
     profile says how it recurs (``recurrency_kind``: Daily or Weekly); a validity that ends after it
-    begins; each schedule's (``_schedule_refusals``). A Relative station maximum (K01.FR.38) is sent
-    as asked: the charger decides (independent chargers' scenarios send one)."""
+    begins; in 2.0.1 one schedule but in a TxProfile (ChargingProfileType ``chargingSchedule``: more,
+    up to 3, only for a TxProfile, the EV choosing among them over ISO 15118; no rule says which one
+    another profile's limit would be); each schedule's (``_schedule_refusals``). A Relative station
+    maximum (K01.FR.38) is sent as asked: the charger decides (independent chargers' scenarios send
+    one)."""
     found: Refusals = {}
     purpose, kind = profile.get("charging_profile_purpose"), profile.get("charging_profile_kind")
     if purpose == _EXTERNAL_CONSTRAINTS:
@@ -236,6 +239,10 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
         found[f"{at}.valid_to"] = ["Must be after valid_from."]
     schedules = profile.get("charging_schedule")
     listed = schedules if isinstance(schedules, list) else [schedules]
+    if version == "2.0.1" and len(listed) > 1 and purpose != "TxProfile":
+        found[f"{at}.charging_schedule"] = [
+            f"One schedule for a {purpose}: more (up to 3, for ISO 15118 to choose from) only in a TxProfile."
+        ]
     for index, schedule in enumerate(listed):
         where = f"{at}.charging_schedule" + (f".{index}" if isinstance(schedules, list) else "")
         found |= _schedule_refusals(version, kind, schedule, where)

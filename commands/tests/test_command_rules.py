@@ -66,6 +66,10 @@ def periods(*period: dict[str, Any]) -> dict[str, Any]:
 
 
 SCHEDULE0 = "charging_profile.charging_schedule.0"
+TWO_SCHEDULES = [  # ISO 15118: the EV chooses one
+    PROFILE201["charging_schedule"][0],
+    {**PROFILE201["charging_schedule"][0], "id": 2, "charging_schedule_period": [{"start_period": 0, "limit": 10}]},
+]
 HEARTBEAT_VARIABLE = {
     "component": {"name": "OCPPCommCtrlr"},
     "variable": {"name": "HeartbeatInterval"},
@@ -427,6 +431,26 @@ def firmware201(location: str) -> dict[str, Any]:
             },
             f"{SCHEDULE0}.charging_schedule_period.0.number_phases",
         ),
+        # 2.0.1 ChargingProfileType chargingSchedule: more than one (up to 3) only in a TxProfile
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": {**PROFILE201, "charging_schedule": TWO_SCHEDULES}},
+            "charging_profile.charging_schedule",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 0,
+                "charging_profile": {
+                    **PROFILE201,
+                    "charging_profile_purpose": "ChargingStationMaxProfile",
+                    "charging_schedule": TWO_SCHEDULES,
+                },
+            },
+            "charging_profile.charging_schedule",
+        ),
         # 2.0.1 ChargingSchedulePeriodType limit, ChargingScheduleType minChargingRate: "at most one
         # digit fraction (e.g. 8.1)", as 1.6's schema says (multipleOf 0.1)
         (
@@ -554,6 +578,18 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
             },
         ),
         ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201({"start_schedule": None})}),
+        (
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": {
+                    **PROFILE201,
+                    "charging_profile_purpose": "TxProfile",
+                    "transaction_id": "tx-1",
+                    "charging_schedule": TWO_SCHEDULES,
+                },
+            },
+        ),
         (
             "set_charging_profile",
             {
