@@ -153,6 +153,7 @@ def _meter_values_applied(
     if session is not None and _resent(session, samples):
         return session  # acknowledged again, nothing stored twice
     charge_point_pk = session.charge_point_id if session else charge_point.pk
+    billed = (session.meter_start_wh, session.needs_review) if session is not None else None
     samples_store(
         charge_point_pk,
         session,
@@ -164,10 +165,10 @@ def _meter_values_applied(
     )
     if session is not None:
         _latest_sample_noted(session, samples)
-        repriced = _closes_evidence(session, samples)
+        repriced = _closes_evidence(session, samples) or _bill_changed(session, billed)
         transaction_save_changes(session, may_gather=not repriced)  # its last save, unless it is repriced
         if repriced:
-            _closed_session_repriced(session)
+            _ended_session_repriced(session)
         charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
 
@@ -183,10 +184,20 @@ def _closes_evidence(session: Transaction, samples: Sequence[SampledValue]) -> b
     return any(sample.measurand == metering.ENERGY_REGISTER and sample.timestamp <= end for sample in samples)
 
 
-def _closed_session_repriced(session: Transaction) -> None:
-    """A session the CSMS closed, billed again with the readings its charger's queue brought: its energy
-    up to its last register reading, its time up to its last evidence, as a 2.0.1 event of its queue
-    re-prices it (``transaction_start``). Its close stands: the charger's late stop replaces it."""
+def _bill_changed(session: Transaction, billed: tuple[Decimal | None, bool] | None) -> bool:
+    """Whether readings of an ended session changed what its bill was made of (``billed``: its meter
+    start and review flag before them): a Transaction.Begin in place of a meter start of 0
+    (``samples_learned``), a flag that needs a look (an unreadable value, an implausible clock).
+    Its billing record then said otherwise than the session (8 kWh, billed 9; a session to review, its
+    record not)."""
+    return session.status == TransactionStatus.ENDED and (session.meter_start_wh, session.needs_review) != billed
+
+
+def _ended_session_repriced(session: Transaction) -> None:
+    """An ended session billed again with the readings its charger's queue brought, as a 2.0.1 event
+    of its queue re-prices it (``transaction_start``). One the CSMS closed: its energy up to its last
+    register reading, its time up to its last evidence; its close stands (the charger's late stop
+    replaces it). One its charger stopped: up to its own meter stop, from the meter start it has now."""
     # transaction_end reads this module's ledger (``ledger_readings``): imported here, not at the top
     from charging.services.transaction_end import transaction_finish
 
@@ -194,10 +205,11 @@ def _closed_session_repriced(session: Transaction) -> None:
     transaction_finish(
         session=session,
         stopped_at=session.stopped_at,
-        meter_stop_wh=None,  # a close has none: the last reading stands in, these ones too
+        # A close has none: the last reading stands in, these ones too
+        meter_stop_wh=None if session.closed_by_csms else session.meter_stop_wh,
         reason=session.stop_reason,
         stop_id_tag=session.stop_id_tag,
-        closed_by_csms=True,
+        closed_by_csms=session.closed_by_csms,
     )
 
 

@@ -15,6 +15,7 @@ from ocpp.v201 import call as call201
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
+from charging.metering import Anomaly
 from charging.models import (
     AuthorizationStatus,
     IdTag,
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 T0 = "2026-05-01T10:00:00Z"
 T_HALF = "2026-05-01T10:30:00Z"
 T1 = "2026-05-01T11:00:00Z"
+EPOCH = "1970-01-01T00:00:00.000Z"
 
 
 async def register(charge_point_id: str) -> ChargePoint:
@@ -1086,3 +1088,41 @@ async def test_v201_the_begin_reading_an_ended_brings_is_the_meter_start_a_later
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-ENDED-BEGIN")
     assert (session.meter_start_wh, session.meter_stop_wh, session.energy_wh) == (1000, 9000, 8000)
     assert (session.anomalies, session.needs_review) == ([], False)
+
+
+async def test_v16_late_readings_of_a_session_its_charger_stopped_change_its_bill_with_it(daphne):
+    """Probe: a 1.6 charger that does not know its register at the start (meterStart 0) stopped its
+    session (meterStop 9000, 9 kWh billed), then its queue delivered a MeterValues naming it, stamped
+    within its time, with the Transaction.Begin reading (1000): the session's meter start moved to 1000
+    and it claimed 8 kWh while its bill kept 9 (3.70 EUR); a reading with an implausible clock flagged
+    the session for review, its bill not. The session is billed again with what it learned (3.40 EUR)."""
+    await register("CP16-LATE-BEGIN")
+    await IdTag.objects.acreate(id_tag="T1")
+    await tariff_030_eur_with_1_eur_fee()
+
+    def reading(timestamp: str, wh: int, context: str) -> dict:
+        return {"timestamp": timestamp, "sampledValue": [{"value": str(wh), "context": context}]}
+
+    async with raw_socket(daphne, "1.6", "CP16-LATE-BEGIN") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": T0}
+        transaction_id = (await raw_call(websocket, "s1", "StartTransaction", start))[2]["transactionId"]
+        stop = {"transactionId": transaction_id, "meterStop": 9000, "timestamp": T1, "reason": "EVDisconnected"}
+        await raw_call(websocket, "e1", "StopTransaction", stop)
+        record = await BillingRecord.objects.aget(transaction_id=transaction_id)
+        assert (record.energy_wh, record.total) == (9000, Decimal("3.70"))
+        late = [reading(T0, 1000, "Transaction.Begin"), reading(T_HALF, 5000, "Sample.Periodic")]
+        body = {"connectorId": 1, "transactionId": transaction_id, "meterValue": late}
+        assert (await raw_call(websocket, "m1", "MeterValues", body))[:2] == [3, "m1"]
+
+        session = await Transaction.objects.select_related("billing_record").aget(pk=transaction_id)
+        assert (session.meter_start_wh, session.meter_stop_wh, session.energy_wh) == (1000, 9000, 8000)
+        record = session.billing_record
+        assert (record.energy_wh, record.total, record.needs_review) == (8000, Decimal("3.40"), False)
+
+        skewed = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading(EPOCH, 9000, "")]}
+        assert (await raw_call(websocket, "m2", "MeterValues", skewed))[:2] == [3, "m2"]
+
+    session = await Transaction.objects.select_related("billing_record").aget(pk=transaction_id)
+    assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
+    record = session.billing_record
+    assert (record.energy_wh, record.total, record.needs_review) == (8000, Decimal("3.40"), True)
