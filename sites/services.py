@@ -121,7 +121,9 @@ def site_member_add(
 ) -> SiteMember:
     """Make a charger a member of ``site`` (a charger belongs to at most one site).
 
-    Raises SiteConflict for an unknown charger, one on another site, or phases the site lacks.
+    Raises SiteConflict for an unknown charger, one on another site or on this one already (a
+    change is ``site_member_update``'s: a second add put the fields it left out back to their
+    defaults, its maximum to 32 A), or phases the site lacks.
     """
     member_phases_checked(site, phases)
     with transaction.atomic():
@@ -133,9 +135,12 @@ def site_member_add(
         existing = SiteMember.objects.filter(charge_point=charge_point).first()
         if existing is not None and existing.site_id != site.pk:
             raise SiteConflict("charge_point_id", f"{charge_point_id} is a member of site {existing.site}.")
-        member, _ = SiteMember.objects.update_or_create(
-            charge_point=charge_point,
-            defaults={"site": site, "max_current_a": max_current_a, "phases": phases, "priority": priority},
+        if existing is not None:
+            raise SiteConflict(
+                "charge_point_id", f"{charge_point_id} is a member of this site already (change it with a PATCH)."
+            )
+        member = SiteMember.objects.create(
+            charge_point=charge_point, site=site, max_current_a=max_current_a, phases=phases, priority=priority
         )
         if connector_maximums is not None:
             connector_maximums_set(member=member, maximums=connector_maximums)

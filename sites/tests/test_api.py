@@ -79,6 +79,22 @@ def test_members_with_connector_maximums(api_client, register_charge_point):
     assert not SiteMember.objects.exists()
 
 
+def test_a_member_added_again_is_a_400_naming_it_and_keeps_what_it_had(api_client, register_charge_point):
+    """Probe: a second POST of a member of the site was answered 201 and changed it, the fields it
+    left out put back to their defaults: its 16 A maximum to 32 A (the site counted it at twice what
+    its cable takes), its priority to 0. A change is a PATCH."""
+    register_charge_point("CP-A")
+    site = create_site(api_client)
+    members = f"/api/v1/sites/{site['id']}/members"
+    first = api_client.post(members, {"charge_point_id": "CP-A", "max_current_a": "16", "priority": 2}, format="json")
+    assert first.status_code == 201, first.json()
+    again = api_client.post(members, {"charge_point_id": "CP-A"}, format="json")
+    assert again.status_code == 400, again.json()
+    assert again.json()["error"] == "ValidationError"
+    assert "CP-A" in again.json()["details"]["charge_point_id"][0]
+    assert api_client.get(f"{members}/CP-A").json() == first.json()
+
+
 def test_a_misspelt_field_of_a_connector_maximum_is_a_400_naming_it(api_client, register_charge_point):
     """It was dropped: the member was added without the maximum its sender meant to give."""
     register_charge_point("CP-A")
