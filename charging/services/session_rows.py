@@ -573,18 +573,26 @@ def time_spent_charging_apply(session: Transaction, seconds: int | None) -> None
         session.time_spent_charging = seconds
 
 
-def session_token_apply(session: Transaction, *, id_tag: str, token_type: str, status: str) -> None:
+def session_token_apply(
+    session: Transaction, *, id_tag: str, token_type: str, status: str, started: bool = False
+) -> None:
     """A token a later 2.0.1 event tells for ``session`` (an Updated's, tapped after plug-in; an
     Ended's, tapped to stop a session started without one): it is the session's, and its bill's,
     when the session has none (``status`` then flags it, as at a start), or when the CSMS refused
     the one it has and accepts this one (a card tried after a refused one): the
     ``unauthorized_token`` flag then goes. A token the CSMS accepted is never replaced; a refused
-    one is not replaced by another refused one. ``status``: the CSMS's authorization of it ('' when
-    not asked). 1.6's stop idTag is only who stopped it: 1.6 has no such later token."""
+    one is not replaced by another refused one, nor by itself told again by an event after the
+    Started (``started``: the event is the Started, which judges the token the session started with
+    at its start): the card refused ConcurrentTx on EVSE 2 is Accepted at its Ended once its
+    session on EVSE 1 ended, the session it started no less refused. ``status``: the CSMS's
+    authorization of it ('' when not asked). 1.6's stop idTag is only who stopped it: 1.6 has no
+    such later token."""
     if not id_tag or not session_token_open(session):
         return
     replaced = bool(session.id_tag)
     if replaced and status != AuthorizationStatus.ACCEPTED:
+        return
+    if replaced and not started and stored_id_tag(id_tag).casefold() == session.id_tag.casefold():
         return
     session.id_tag, session.id_token_type, session.id_tag_status = stored_id_tag(id_tag), token_type, status
     if replaced:

@@ -570,7 +570,13 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
     if session.connector_id is None:
         session.connector_id = column_int(request.connector_id)
     status = info.status if info else ""
-    session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
+    session_token_apply(
+        session,
+        id_tag=request.id_tag,
+        token_type=request.id_token_type,
+        status=status,
+        started=request.started_event,
+    )
     if request.stop_authorized and request.id_tag and session.status == TransactionStatus.ACTIVE:
         session.stop_id_tag = request.id_tag  # who stopped it; its Ended, at unplug, may carry no token
     if session.remote_start_id is None:

@@ -234,3 +234,37 @@ async def test_a_group_at_its_limit_makes_every_card_of_it_concurrent_elsewhere(
         assert (await _call(charger_b, "Authorize", {"idTag": "CARD-2"}))["idTagInfo"]["status"] == "Accepted"
     statuses = Transaction.objects.order_by("pk").values_list("id_tag", "id_tag_status")
     assert [row async for row in statuses] == [("CARD-1", "Accepted"), ("CARD-2", "ConcurrentTx")]
+
+
+async def test_a_2_0_1_session_refused_concurrent_stays_so_when_its_ended_repeats_the_token(daphne):
+    """Probe: a fleet token (one session at a time) charged on EVSE 1, then started on EVSE 2 (answered
+    ConcurrentTx, flagged unauthorized_token); EVSE 1's session ended first, then EVSE 2's Ended carried
+    the same token, Accepted by then: the session was recorded Accepted, its flag gone, its bill no longer
+    to review. The token the session started with is judged at its start; its repeat changes nothing
+    (another card, accepted, still replaces a refused one)."""
+    await _chargers("CP-CX")
+    await IdTag.objects.acreate(id_tag="FLEET-X", token_type="ISO14443", max_concurrent_sessions=1)
+    token = {"idToken": "FLEET-X", "type": "ISO14443"}
+
+    def event(event_type: str, transaction_id: str, evse_id: int, seq_no: int, at: str) -> dict[str, Any]:
+        return {
+            "eventType": event_type,
+            "timestamp": at,
+            "triggerReason": "Authorized" if event_type == "Started" else "StopAuthorized",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": transaction_id},
+            "evse": {"id": evse_id, "connectorId": 1},
+            "idToken": token,
+            "meterValue": [{"timestamp": at, "sampledValue": [{"value": 1000 * seq_no}]}],
+        }
+
+    async with raw_socket(daphne, "2.0.1", "CP-CX") as station:
+        first = await _call(station, "TransactionEvent", event("Started", "TX-X1", 1, 0, AT))
+        assert first["idTokenInfo"]["status"] == "Accepted"
+        second = await _call(station, "TransactionEvent", event("Started", "TX-X2", 2, 0, "2026-05-01T10:05:00Z"))
+        assert second["idTokenInfo"]["status"] == "ConcurrentTx"
+        await _call(station, "TransactionEvent", event("Ended", "TX-X1", 1, 1, "2026-05-01T10:10:00Z"))
+        await _call(station, "TransactionEvent", event("Ended", "TX-X2", 2, 1, "2026-05-01T10:11:00Z"))
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-X2")
+    assert (session.id_tag, session.id_tag_status) == ("FLEET-X", "ConcurrentTx")
+    assert (session.anomalies, session.needs_review) == (["unauthorized_token"], True)
