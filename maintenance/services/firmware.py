@@ -161,19 +161,23 @@ def campaign_charge_points(
     return chargers
 
 
+# ``campaign_charge_points``'s selectors, in the order an empty selection's 400 names them
+_SELECTORS = ("charge_point_ids", "vendor", "model", "firmware_version", "ocpp_version")
+
+
 @transaction.atomic
 def campaign_create(
     *, name: str, firmware: FirmwareFile, concurrency: int, start_at: datetime | None = None, **selection: Any
 ) -> Campaign:
     """A campaign over the chargers ``campaign_charge_points(**selection)`` selects, from ``start_at``
-    (default now) on. Raises MaintenanceError (400) when it selects none."""
+    (default now) on. Raises MaintenanceError (400) when it selects none, naming the selectors given
+    (``{"vendor": "Nobody"}`` named ``charge_point_ids``, which its caller never sent)."""
     chargers = list(campaign_charge_points(**selection))
     if not chargers:
+        given = [name for name in _SELECTORS if selection.get(name)]
+        problem = "No charger matches the selection (without charge_point_ids: commissioned chargers only)."
         raise MaintenanceError(
-            400,
-            "ValidationError",
-            "The selection matches no charger.",
-            {"charge_point_ids": ["No registered charger matches."]},
+            400, "ValidationError", "The selection matches no charger.", {name: [problem] for name in given}
         )
     campaign = Campaign.objects.create(
         name=name,

@@ -88,7 +88,7 @@ def test_a_firmware_file_with_a_long_extension_is_stored(api_client, file_name):
         ({"name": "c", "firmware_id": "IMAGE", "concurrency": 0, "model": "X"}, "concurrency"),
         ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5}, "charge_point_ids"),
         ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5, "charge_point_ids": ["GHOST"]}, "charge_point_ids"),
-        ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5, "model": "Unknown"}, "charge_point_ids"),
+        ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5, "model": "Unknown"}, "model"),
     ],
 )
 def test_a_bad_campaign_body_is_a_400_naming_the_field(api_client, image, body, field):
@@ -98,6 +98,21 @@ def test_a_bad_campaign_body_is_a_400_naming_the_field(api_client, image, body, 
     assert reply.status_code == 400, reply.content
     assert reply.json()["error"] == "ValidationError"
     assert field in reply.json()["details"]
+    assert not Campaign.objects.exists()
+
+
+def test_a_campaign_selecting_no_charger_is_a_400_naming_the_selectors_given(api_client, image):
+    """Probe: ``{"vendor": "Nobody"}`` was a 400 naming ``charge_point_ids``, a field its caller never
+    sent (a form marked the wrong field, an integration looked for an id it did not give)."""
+    ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60, vendor="V", model="M")
+    body = {"name": "c", "firmware_id": str(image.pk), "concurrency": 5}
+    reply = api_client.post("/api/v1/campaigns", {**body, "vendor": "Nobody"}, format="json")
+    assert reply.status_code == 400, reply.content
+    assert list(reply.json()["details"]) == ["vendor"]
+    both = {**body, "charge_point_ids": ["CP"], "ocpp_version": "2.0.1"}
+    reply = api_client.post("/api/v1/campaigns", both, format="json")
+    assert reply.status_code == 400, reply.content
+    assert list(reply.json()["details"]) == ["charge_point_ids", "ocpp_version"]
     assert not Campaign.objects.exists()
 
 
