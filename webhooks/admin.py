@@ -44,6 +44,15 @@ STATE_COLOURS: dict[str, str] = {
     DeliveryState.FAILED: "#b3261e",
 }
 
+# A re-send leaves a delivery a worker is sending right now to that attempt (``webhook_deliveries_resend``).
+BEING_SENT_ONE = (
+    "The delivery is being sent right now: it was left to that attempt. Re-send it once the attempt is recorded."
+)
+BEING_SENT_MANY = (
+    "{count} of the selected deliveries are being sent right now: they were left to that attempt. "
+    "Re-send them once their attempts are recorded."
+)
+
 
 def stored_events(events: Any) -> list[str]:
     """A subscription's stored ``events`` as names, whatever an earlier raw-JSON form let in."""
@@ -256,14 +265,19 @@ class WebhookDeliveryAdmin(CappedList, admin.ModelAdmin):
             raise Http404("No such webhook delivery.")
         if not self.has_change_permission(request, delivery):
             raise PermissionDenied
-        webhook_delivery_resend(delivery=delivery)
-        self.message_user(request, f"Queued the {delivery.event_type} delivery again.", messages.SUCCESS)
+        if webhook_delivery_resend(delivery=delivery):
+            self.message_user(request, f"Queued the {delivery.event_type} delivery again.", messages.SUCCESS)
+        else:
+            self.message_user(request, BEING_SENT_ONE, messages.WARNING)
         return HttpResponseRedirect(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
 
     @admin.action(description="Re-send selected deliveries", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        selected = queryset.count()
         resent = webhook_deliveries_resend(deliveries=queryset)
         self.message_user(request, f"Queued {resent} deliveries again.", messages.SUCCESS)
+        if resent < selected:
+            self.message_user(request, BEING_SENT_MANY.format(count=selected - resent), messages.WARNING)
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: WebhookDelivery) -> SafeString:

@@ -378,21 +378,34 @@ def webhook_deliveries_release(*, token: uuid.UUID, delivery_ids: Collection[uui
     )
 
 
-def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
-    """Operator's re-send of one delivery (``webhook_deliveries_resend``)."""
-    webhook_deliveries_resend(deliveries=WebhookDelivery.objects.filter(pk=delivery.pk))
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> bool:
+    """Operator's re-send of one delivery (``webhook_deliveries_resend``); False when it was left to the
+    attempt a worker is making now."""
+    return webhook_deliveries_resend(deliveries=WebhookDelivery.objects.filter(pk=delivery.pk)) == 1
 
 
 def webhook_deliveries_resend(*, deliveries: QuerySet[WebhookDelivery]) -> int:
     """Operator's re-send: back to pending, due now, with a fresh attempt budget. One UPDATE and one
     wake-up however many: the admin action on every delivery a receiver's day-long outage failed
-    (20 000) was an UPDATE and a wake-up each, a minute's request. Returns how many."""
+    (20 000) was an UPDATE and a wake-up each, a minute's request. Returns how many.
+
+    A delivery a worker is sending right now (``being_sent``) is left to that attempt: re-sent, it was
+    due at once and sent a second time beside the first, and the first attempt, its lease taken
+    from it, was dropped unrecorded even when the receiver took it."""
+    now = timezone.now()
     with transaction.atomic():
-        resent = deliveries.order_by().update(
-            state=DeliveryState.PENDING, attempts=0, next_attempt_at=timezone.now(), lease_token=None
+        resent = (
+            deliveries.order_by()
+            .exclude(being_sent(now))
+            .update(state=DeliveryState.PENDING, attempts=0, next_attempt_at=now, lease_token=None)
         )
         transaction.on_commit(_queue_delivery)
     return resent
+
+
+def being_sent(now: datetime) -> Q:
+    """The deliveries a claim holds at ``now``: pending, under a lease that has not passed."""
+    return Q(state=DeliveryState.PENDING, lease_token__isnull=False, next_attempt_at__gt=now)
 
 
 def webhook_subscription_delete(*, subscription: WebhookSubscription) -> int:

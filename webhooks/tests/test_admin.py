@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
 from webhooks import services
+from webhooks.admin import BEING_SENT_MANY
 from webhooks.models import DeliveryState, EventType, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +107,26 @@ def test_the_resend_action_on_every_failed_delivery_is_one_update_and_one_wake_u
     assert every == one
     assert len(callbacks) == 1
     assert set(WebhookDelivery.objects.values_list("state", "attempts")) == {(DeliveryState.PENDING, 0)}
+
+
+def test_the_resend_action_leaves_a_delivery_being_sent_to_its_attempt(
+    client, failed, django_capture_on_commit_callbacks
+):
+    """A delivery a worker holds (claimed, its attempt under way) was made due at once by a re-send,
+    sent a second time beside the first, whose result was then dropped: it is left to its attempt."""
+    with django_capture_on_commit_callbacks(execute=False):
+        (sending,) = services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-2"})
+    claim = services.webhook_deliveries_claim(limit=10, per_receiver=10)
+    assert [d.pk for d in claim.deliveries] == [sending.pk]
+
+    operator = staff(client, "view_webhookdelivery", "change_webhookdelivery")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        selected = {"action": "resend", ACTION_CHECKBOX_NAME: [failed.pk, sending.pk]}
+        response = operator.post(DELIVERIES, selected, follow=True)
+    assert messages_of(response) == ["Queued 1 deliveries again.", BEING_SENT_MANY.format(count=1)]
+    assert_queued_again(failed, callbacks)
+    held = WebhookDelivery.objects.get(pk=sending.pk)
+    assert (held.lease_token, held.next_attempt_at) == (claim.token, claim.expires_at)  # still its claim's
 
 
 def test_a_user_who_may_only_look_cannot_resend(client, failed):

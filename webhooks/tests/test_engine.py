@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.messages import get_messages
 
 from conftest import eventually
+from csms.staff_groups import OPERATOR, staff_user_create
 from webhooks import services
+from webhooks.admin import BEING_SENT_ONE
 from webhooks.delivery import DeliveryEngine
-from webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscription
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.tests.test_url_safety import rebinding_dns
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -282,3 +285,33 @@ async def test_a_receiver_with_deliveries_in_flight_is_claimed_only_its_free_slo
     assert sum(engine._in_flight.values()) <= PER_RECEIVER + 1  # the other receiver's one, if not recorded yet
     slow_receiver.gate.set()
     await eventually(lambda: len(slow_receiver.event_ids) == 4, timeout=30)
+
+
+async def test_a_delivery_re_sent_while_it_is_being_sent_is_left_to_that_attempt(
+    client, settings, slow_receiver, engine
+):
+    """An operator's re-send of a delivery a worker was sending right now (its receiver slow to
+    answer) made it due at once: the engine sent it a second time beside the first, and the first
+    attempt, its lease taken from it, was dropped unrecorded even though the receiver took it."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    await sync_to_async(services.webhook_subscription_create)(url=slow_receiver.url, events=["charge_point.offline"])
+    await sync_to_async(emit_to_both)(1)
+    engine.wake()
+    await eventually(lambda: slow_receiver.waiting == 1, timeout=10)  # the attempt waits for the receiver
+    delivery = await WebhookDelivery.objects.aget()
+
+    operator = await sync_to_async(staff_user_create)(username="op", password="a-long-password-1", group=OPERATOR)
+    await sync_to_async(client.force_login)(operator)
+    response = await sync_to_async(client.post)(f"/admin/webhooks/webhookdelivery/{delivery.pk}/resend/", follow=True)
+    shown = [str(message) for message in get_messages(response.wsgi_request)]
+    assert shown == [BEING_SENT_ONE]
+    engine.wake()
+    slow_receiver.gate.set()
+
+    async def delivered() -> bool:
+        return await sync_to_async(states)(delivery.subscription_id) == [DeliveryState.DELIVERED]
+
+    await eventually(delivered, timeout=30)
+    assert len(slow_receiver.event_ids) == 1  # sent once
+    attempts = WebhookAttempt.objects.filter(delivery=delivery).values_list("status_code", flat=True)
+    assert await sync_to_async(list)(attempts) == [200]  # and that attempt recorded
