@@ -385,7 +385,8 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> bool:
 
 
 def webhook_deliveries_resend(*, deliveries: QuerySet[WebhookDelivery]) -> int:
-    """Operator's re-send: back to pending, due now, with a fresh attempt budget. One UPDATE and one
+    """Operator's re-send: back to pending, due now, with a fresh attempt budget and no delivery time
+    (a delivered one re-sent that then failed showed failed, delivered at its earlier time). One UPDATE and one
     wake-up however many: the admin action on every delivery a receiver's day-long outage failed
     (20 000) was an UPDATE and a wake-up each, a minute's request. Returns how many.
 
@@ -397,7 +398,7 @@ def webhook_deliveries_resend(*, deliveries: QuerySet[WebhookDelivery]) -> int:
         resent = (
             deliveries.order_by()
             .exclude(being_sent(now))
-            .update(state=DeliveryState.PENDING, attempts=0, next_attempt_at=now, lease_token=None)
+            .update(state=DeliveryState.PENDING, attempts=0, next_attempt_at=now, lease_token=None, delivered_at=None)
         )
         transaction.on_commit(_queue_delivery)
     return resent

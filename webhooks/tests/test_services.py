@@ -174,6 +174,32 @@ def test_a_receiver_that_will_never_accept_fails_at_once_and_can_be_resent(allow
     assert WebhookDelivery.objects.get().state == "delivered"
 
 
+def test_a_delivered_delivery_re_sent_that_then_fails_has_no_delivery_time(allow_private, webhook_receiver):
+    """A re-send kept ``delivered_at``: the delivery, failed by the re-send's attempt, showed failed
+    with the time of its earlier delivery (in its page and list)."""
+    subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    webhook_deliveries_send()
+    delivery = WebhookDelivery.objects.get()
+    first_delivered_at = delivery.delivered_at
+    assert delivery.state == "delivered" and first_delivered_at is not None
+
+    services.webhook_delivery_resend(delivery=delivery)
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.delivered_at) == ("pending", None)
+    webhook_receiver.status = 410
+    webhook_deliveries_send()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error, delivery.delivered_at) == ("failed", "HTTP 410", None)
+
+    webhook_receiver.status = 200  # delivered again: the time of this delivery
+    services.webhook_delivery_resend(delivery=delivery)
+    webhook_deliveries_send()
+    delivery.refresh_from_db()
+    assert delivery.state == "delivered"
+    assert delivery.delivered_at > first_delivered_at  # the time of this delivery
+
+
 def test_redirects_are_not_followed(allow_private, webhook_receiver):
     webhook_receiver.status = 302
     webhook_receiver.headers = {"Location": "https://hooks.example.com/in?token=s3cr3t"}
