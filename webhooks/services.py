@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When, Window
+from django.db.models import Case, F, Max, Min, Model, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -488,3 +489,64 @@ def webhook_history_redact() -> int:
             changed.append(entry)
     LogEntry.objects.bulk_update(changed, ["object_repr"], batch_size=1000)
     return len(changed)
+
+
+# A ClientResponseError's text as recorded before it was told without the request's URL (round 52): its
+# status and message, then ``, url='<the URL, secrets included>'``.
+_RESPONSE_ERROR_URL = re.compile(r"^(\w+: \d+, message=.*), url=(?:'[^']*'|\"[^\"]*\")$", re.DOTALL)
+
+
+def recorded_error_redacted(error: str, url: str) -> str:
+    """An attempt's ``error`` (or a delivery's last one) recorded for a POST to ``url``, as it is recorded
+    now (``delivery.failure_told``): a ClientResponseError's without the URL it ended with, any other's
+    with ``url`` redacted (``webhook_url_redacted``)."""
+    error = _RESPONSE_ERROR_URL.sub(r"\1", error)
+    return error.replace(url, webhook_url_redacted(url)) if url else error
+
+
+def webhook_errors_redact(*, batch_size: int = 2000) -> int:
+    """Redact the receivers' URLs that errors recorded before their redaction (round 52) still hold, the
+    ``?token=`` and the like shown to whoever may see deliveries (support staff: the deliveries' list, a
+    delivery's page, the dashboard): attempts' errors and deliveries' last errors, as
+    ``recorded_error_redacted``. Idempotent; ``batch_size`` rows read and one UPDATE per batch and table,
+    written only where the error is still the one read (a worker recording a delivery's next attempt
+    meanwhile keeps its error); attempts by ranges of their primary key, deliveries by their primary
+    key's order (``manage.py redact_recorded_secrets``). Returns the rows changed."""
+    changed = 0
+    bounds = WebhookAttempt.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is not None:
+        for low in range(bounds["low"], bounds["high"] + 1, batch_size):
+            rows = (
+                WebhookAttempt.objects.filter(pk__gte=low, pk__lt=low + batch_size)
+                .exclude(error="")
+                .values_list("pk", "error", "delivery__subscription__url")
+            )
+            changed += _errors_replaced(WebhookAttempt, "error", rows)
+    last_pk = None
+    while True:
+        batch = WebhookDelivery.objects.order_by("pk")
+        if last_pk is not None:
+            batch = batch.filter(pk__gt=last_pk)
+        rows = list(batch.values_list("pk", "last_error", "subscription__url")[:batch_size])
+        if not rows:
+            return changed
+        last_pk = rows[-1][0]
+        changed += _errors_replaced(WebhookDelivery, "last_error", [row for row in rows if row[1]])
+
+
+def _errors_replaced(model: type[Model], field: str, rows: Iterable[tuple[Any, str, str]]) -> int:
+    """Write each row's error redacted (``recorded_error_redacted``) where it is still the one read: one
+    UPDATE (none when nothing changes). Returns the rows written."""
+    redacted_rows = ((pk, error, recorded_error_redacted(error, url)) for pk, error, url in rows)
+    changes = [(pk, error, redacted) for pk, error, redacted in redacted_rows if redacted != error]
+    if not changes:
+        return 0
+    still = Q(pk__in=[])
+    for pk, error, _ in changes:
+        still |= Q(pk=pk, **{field: error})
+    redacted = Case(
+        *(When(pk=pk, then=Value(new)) for pk, _, new in changes),
+        default=F(field),
+        output_field=model._meta.get_field(field),
+    )
+    return model._default_manager.filter(still).update(**{field: redacted})

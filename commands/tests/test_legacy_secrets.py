@@ -163,7 +163,8 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     call_command("redact_recorded_secrets", "--batch-size", "2", stdout=out)  # several batches of each table
     assert (
         out.getvalue().strip()
-        == "Redacted 7 commands, 6 message log frames, 3 stored configuration values and 0 webhook history entries."
+        == "Redacted 7 commands, 6 message log frames, 3 stored configuration values, 0 webhook history entries"
+        " and 0 webhook errors."
     )
 
     after = {name: _text(row) for name, row in legacy_rows.items()}
@@ -195,7 +196,8 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     call_command("redact_recorded_secrets", stdout=again)
     assert (
         again.getvalue().strip()
-        == "Redacted 0 commands, 0 message log frames, 0 stored configuration values and 0 webhook history entries."
+        == "Redacted 0 commands, 0 message log frames, 0 stored configuration values, 0 webhook history entries"
+        " and 0 webhook errors."
     )
 
 
@@ -212,7 +214,8 @@ def test_an_empty_database_and_a_bad_batch_size(db):
     call_command("redact_recorded_secrets", stdout=out)
     assert (
         out.getvalue().strip()
-        == "Redacted 0 commands, 0 message log frames, 0 stored configuration values and 0 webhook history entries."
+        == "Redacted 0 commands, 0 message log frames, 0 stored configuration values, 0 webhook history entries"
+        " and 0 webhook errors."
     )
     with pytest.raises(CommandError, match="batch-size"):
         call_command("redact_recorded_secrets", "--batch-size", "0")

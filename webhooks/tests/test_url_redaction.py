@@ -152,7 +152,7 @@ def test_history_written_before_redaction_is_redacted_by_the_command(subscriptio
     )
     out = StringIO()
     call_command("redact_recorded_secrets", stdout=out)
-    assert out.getvalue().strip().endswith("and 1 webhook history entries.")
+    assert out.getvalue().strip().endswith("1 webhook history entries and 0 webhook errors.")
     assert LogEntry.objects.get().object_repr == REDACTED
 
 
@@ -183,6 +183,55 @@ def test_an_answer_the_client_cannot_read_is_recorded_without_the_urls_secrets(
         "/admin/",
         "/admin/webhooks/webhookdelivery/",
         f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/",
+    ):
+        answer = client.get(page)
+        assert answer.status_code == 200, page
+        assert SECRET not in answer.content.decode(), page
+
+
+def test_errors_recorded_before_redaction_are_redacted_by_the_command(
+    client: Client, subscription, django_capture_on_commit_callbacks
+):
+    """Errors recorded before an attempt's error named the URL without its secrets kept it whole (an
+    answer the client could not read ended ``, url='<URL with its ?token=>'``), shown to support staff
+    in the deliveries' list, a delivery's page and the dashboard; the command redacts them as they
+    are written now, and leaves every other error as it is."""
+    legacy = (
+        "ClientResponseError: 400, message='Got more than 8190 bytes (10000) when reading Header value is too long.'"
+        f", url='{URL}'"
+    )
+    told_now = legacy.removesuffix(f", url='{URL}'")
+    other = f"InvalidURL: {URL}"
+    redirect = "HTTP 302 (a redirect to https://hooks.example.com/in?token=[redacted], not followed: ...)"
+    with django_capture_on_commit_callbacks(execute=False):
+        deliveries = [
+            services.webhook_event_emit(event_type="charge_point.offline", data={"n": n})[0] for n in range(4)
+        ]
+    for delivery, error in zip(deliveries, (legacy, other, redirect, "HTTP 500"), strict=True):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(state="failed", attempts=2, last_error=error)
+        for _ in range(2):
+            WebhookAttempt.objects.create(
+                delivery=delivery, attempted_at=timezone.now(), status_code=None, error=error, duration_ms=3
+            )
+
+    out = StringIO()
+    call_command("redact_recorded_secrets", "--batch-size", "2", stdout=out)  # several batches of each table
+    # 2 deliveries, 4 attempts
+    assert out.getvalue().strip().endswith("0 webhook history entries and 6 webhook errors.")
+    expected = [told_now, f"InvalidURL: {REDACTED}", redirect, "HTTP 500"]
+    for delivery, error in zip(deliveries, expected, strict=True):
+        delivery.refresh_from_db()
+        assert delivery.last_error == error
+        assert list(delivery.attempt_log.values_list("error", flat=True)) == [error, error]
+
+    again = StringIO()
+    call_command("redact_recorded_secrets", stdout=again)
+    assert again.getvalue().strip().endswith("0 webhook history entries and 0 webhook errors.")
+    client.force_login(staff_user_create(username="bob", password="a-long-password-1", group=SUPPORT))
+    for page in (
+        "/admin/",
+        "/admin/webhooks/webhookdelivery/",
+        *(f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/" for delivery in deliveries),
     ):
         answer = client.get(page)
         assert answer.status_code == 200, page

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from commands.services import recorded_secrets_redact
 from configuration.services import stored_passwords_redact
-from webhooks.services import webhook_history_redact
+from webhooks.services import webhook_errors_redact, webhook_history_redact
 
 
 class Command(BaseCommand):
@@ -16,7 +16,8 @@ class Command(BaseCommand):
         "Replace by [redacted] the secrets that rows written before round 46 keep in commands' recorded "
         "requests and the OCPP message log (signed firmware links' and upload links' tokens, location "
         "passwords, chargers' passwords, also in the configuration store), and webhook URLs' secrets in "
-        "the admin's history of subscriptions. Idempotent; runs in batches beside a live gateway."
+        "the admin's history of subscriptions and in webhook attempts' and deliveries' errors. Idempotent; "
+        "runs in batches beside a live gateway."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,7 +31,8 @@ class Command(BaseCommand):
         done = recorded_secrets_redact(batch_size=batch_size)
         stored = stored_passwords_redact()
         history = webhook_history_redact()
+        errors = webhook_errors_redact(batch_size=batch_size)
         self.stdout.write(
             f"Redacted {done.commands} commands, {done.messages} message log frames, "
-            f"{stored} stored configuration values and {history} webhook history entries."
+            f"{stored} stored configuration values, {history} webhook history entries and {errors} webhook errors."
         )
