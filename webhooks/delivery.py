@@ -89,11 +89,13 @@ async def refused_urls(urls: set[str], resolver: PinnedResolver) -> dict[str, Un
     return {url: verdict for url, verdict in zip(urls, verdicts, strict=True) if verdict}
 
 
-async def url_refusal(url: str, resolver: PinnedResolver) -> UnsafeWebhookUrl | None:
-    """The URL guard for one receiver URL (in a thread: it resolves DNS): pins its vetted addresses in
-    ``resolver`` and returns None, or returns the guard's refusal."""
+async def url_refusal(
+    url: str, resolver: PinnedResolver, lookups: ThreadPoolExecutor | None = None
+) -> UnsafeWebhookUrl | None:
+    """The URL guard for one receiver URL (in a thread of ``lookups``, else of the loop's executor: it
+    resolves DNS): pins its vetted addresses in ``resolver`` and returns None, or returns the guard's refusal."""
     try:
-        resolver.pin(await asyncio.to_thread(webhook_target_resolve, url))
+        resolver.pin(await asyncio.get_running_loop().run_in_executor(lookups, webhook_target_resolve, url))
     except UnsafeWebhookUrl as unsafe:
         return unsafe
     return None
@@ -244,6 +246,12 @@ class DeliveryEngine:
         self._started = threading.Event()
         self._resolver = PinnedResolver()
         self._checks: dict[str, asyncio.Future[UnsafeWebhookUrl | None]] = {}  # URL guards under way, by URL
+        # The URL guards' DNS lookups, in threads of their own: one per receiver at a time (``_check``), for
+        # receivers with deliveries in flight, so at most ``max_in_flight``; no lookup waits for another's
+        # thread. In the loop's executor (cores + 4 threads) the lookups of as many receivers whose name
+        # servers did not answer held every thread, and no other receiver was looked up, nor sent anything,
+        # until one of them failed (seconds), at every claim. Threads are started as lookups need them.
+        self._lookups = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="webhook-dns")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), name="webhook-engine", daemon=True)
@@ -262,6 +270,7 @@ class DeliveryEngine:
             self._thread.join(timeout=timeout)
         self._db.submit(connection.close)
         self._db.shutdown(wait=True)
+        self._lookups.shutdown(wait=False, cancel_futures=True)  # a hung lookup ends with its DNS timeout
 
     def _begin_stop(self) -> None:
         self._stopping = True
@@ -327,7 +336,7 @@ class DeliveryEngine:
         answer, sent an event every claim, held every thread, and no other receiver was sent anything."""
         check = self._checks.get(url)
         if check is None:
-            check = self._checks[url] = asyncio.ensure_future(url_refusal(url, self._resolver))
+            check = self._checks[url] = asyncio.ensure_future(url_refusal(url, self._resolver, self._lookups))
             check.add_done_callback(lambda _: self._checks.pop(url, None))  # the next claim looks up anew
         return check
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -315,3 +316,44 @@ async def test_a_delivery_re_sent_while_it_is_being_sent_is_left_to_that_attempt
     assert len(slow_receiver.event_ids) == 1  # sent once
     attempts = WebhookAttempt.objects.filter(delivery=delivery).values_list("status_code", flat=True)
     assert await sync_to_async(list)(attempts) == [200]  # and that attempt recorded
+
+
+async def test_receivers_whose_dns_hangs_hold_up_no_other_receiver_however_many(
+    monkeypatch, settings, webhook_receiver, daphne_factory
+):
+    """One lookup at a time per receiver did not bound them all: the lookups ran in the event loop's
+    executor (cores + 4 threads, 6 on two cores), so as many receivers whose name servers did not
+    answer held every thread, and no other receiver was looked up, nor sent anything, until one of
+    them failed. The lookups have threads of their own, one for each receiver with deliveries in flight."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    executor_threads = min(32, (os.cpu_count() or 1) + 4)  # the loop's default executor (ThreadPoolExecutor)
+    answer = threading.Event()
+    hung_lookups: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host.endswith(".hung-dns.test"):
+            hung_lookups.append(host)
+            answer.wait(timeout=60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for number in range(executor_threads + 1):
+        await WebhookSubscription.objects.acreate(
+            url=f"http://hooks-{number}.hung-dns.test/h", events=["charge_point.online"], secret=f"whsec_{number}"
+        )
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
+    engine = DeliveryEngine(max_in_flight=200, per_receiver=100, poll_seconds=1)
+    engine.start()
+    try:
+        await sync_to_async(services.webhook_event_emit)(event_type="charge_point.online", data={})
+        engine.wake()
+        await eventually(lambda: len(hung_lookups) >= executor_threads, timeout=10)  # as many as its threads
+
+        await sync_to_async(services.webhook_event_emit)(event_type="charge_point.offline", data={})
+        engine.wake()
+        await eventually(lambda: len(webhook_receiver.requests) == 1, timeout=10)
+    finally:
+        answer.set()
+        engine.stop(timeout=20)
