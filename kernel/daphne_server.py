@@ -90,6 +90,14 @@ whole text frames goes to daphne's ``onMessage`` without autobahn's frame state 
 message the application sends is written as one frame without daphne's and autobahn's four layers;
 anything else is autobahn's as before.
 
+**Fragments and control frames within a budget** (``_side_frames_budgeted``). The message rate
+(``CSMS_MAX_FRAMES_PER_SECOND``, the router's) counts whole messages and daphne's size limit their
+bytes: a message begun and never ended, then empty continuation frames without end, or a stream of
+pings, each answered with a pong, cost the event loop a few µs a frame and no limit held them. The
+frames that are not a whole message (a fragment, a ping, a pong) have a budget per connection of
+``SIDE_FRAMES_FACTOR`` times the message rate and burst; past it the connection is closed with
+``1008`` (policy violation) and a log line.
+
 **No access line formatted for a log that goes nowhere.** Twisted's ``HTTPFactory.log`` formats a
 combined-log line for every HTTP request (an API call) and writes it to Twisted's log, besides
 daphne's own access log. At daphne's default verbosity (1) Twisted's log goes nowhere (daphne
@@ -906,6 +914,67 @@ def _frames_read_plainly(data_received: Callable[[Any, bytes], None]) -> Callabl
     return data_received_plainly
 
 
+# Frames other than a whole message's one (the parts of a fragmented message, pings, pongs) a
+# connection may send: this many times ``CSMS_MAX_FRAMES_PER_SECOND`` a second on average and
+# ``CSMS_FRAME_BURST`` at once (200 and 600 by default); past it the connection is closed with
+# POLICY_VIOLATION_CODE (``_side_frames_budgeted``).
+SIDE_FRAMES_FACTOR = 10
+POLICY_VIOLATION_CODE = 1008  # RFC 6455 7.4.1: "a message that violates its policy"
+SIDE_FRAMES_REASON = "too many fragments or control frames"
+
+
+class SideFrames:
+    """A connection's budget of frames other than a whole message's: a token bucket."""
+
+    __slots__ = ("_at", "_tokens", "burst", "rate")
+
+    def __init__(self) -> None:
+        factor = SIDE_FRAMES_FACTOR
+        self.rate, self.burst = settings.CSMS_MAX_FRAMES_PER_SECOND * factor, settings.CSMS_FRAME_BURST * factor
+        self._tokens, self._at = float(self.burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+def _side_frames_budgeted(on_frame_begin: Callable[[Any], None]) -> Callable[[Any], None]:
+    """autobahn's ``onFrameBegin`` for daphne's protocol, with a budget (``SideFrames``) for the
+    frames that are not a whole message. The message rate (``CSMS_MAX_FRAMES_PER_SECOND``) counts
+    whole messages only, and the message size limit their bytes: a message begun (``[2,``) and never
+    ended, followed by empty continuation frames, or a stream of pings (each answered with a pong),
+    cost the process's event loop about 3 to 7 µs a frame without end. Past the budget the
+    connection is closed with 1008 (policy violation) and a log line; a frame beyond it after that
+    drops the TCP connection (autobahn's ``_fail_connection`` while closing). A Close frame is never
+    counted."""
+
+    @wraps(on_frame_begin)
+    def on_frame_begin_budgeted(protocol: Any) -> None:
+        frame = protocol.current_frame
+        if not (frame.fin and frame.opcode in (1, 2)) and frame.opcode != 8:
+            budget = protocol.__dict__.get("csms_side_frames")
+            if budget is None:
+                budget = protocol.csms_side_frames = SideFrames()
+            if not budget.take():
+                if not protocol.failedByMe:
+                    logger.warning(
+                        "%s: over %d fragments and control frames a second (burst %d); closed with %d",
+                        getattr(protocol, "path", b"?").decode("latin-1")[:100],
+                        budget.rate,
+                        budget.burst,
+                        POLICY_VIOLATION_CODE,
+                    )
+                protocol._fail_connection(POLICY_VIOLATION_CODE, SIDE_FRAMES_REASON)
+        on_frame_begin(protocol)
+
+    return on_frame_begin_budgeted
+
+
 def _text_sent_plainly(connections: dict[Any, dict[str, Any]], protocol: Any, message: dict[str, Any]) -> bool:
     """daphne's ``handle_reply`` of a ``websocket.send`` of text, as one frame written plainly
     (``text_frame_sent``); False, nothing done, where daphne would do anything else."""
@@ -1177,6 +1246,8 @@ def daphne_server_install() -> None:
         )
     if not hasattr(WebSocketProtocol.dataReceived, "__wrapped__"):  # not yet installed
         WebSocketProtocol.dataReceived = _frames_read_plainly(WebSocketProtocol.dataReceived)
+    if not hasattr(WebSocketProtocol.onFrameBegin, "__wrapped__"):  # not yet installed
+        WebSocketProtocol.onFrameBegin = _side_frames_budgeted(WebSocketProtocol.onFrameBegin)
     _autobahn_debug_text_lazy()
     if not hasattr(tcp.Connection.write, "__wrapped__"):  # not yet installed
         tcp.Connection.write = _write_at_once(tcp.Connection.write)  # type: ignore[method-assign]

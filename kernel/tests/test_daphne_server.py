@@ -215,6 +215,14 @@ RELIED_ON = [
     ("twisted.web.http", "HTTPChannel", "allHeadersReceived", "8798e503dedb7c11"),
     ("twisted.web.http", "HTTPChannel", "timeoutConnection", "c0d73d7cf15f0dd5"),
     ("twisted.web.http", "HTTPChannel", "connectionLost", "b15bdb7eb93143d9"),
+    # side_frames_budgeted: the frame header autobahn has read when it begins a frame (every frame,
+    # data or control, goes through it), the failure it calls (a close, then a drop while closing),
+    # and what a failed connection no longer does (deliver a message, answer a ping).
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "onFrameBegin", "5b039dc4a7e0b4fe"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "processData", "5b73641140e29d77"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "_fail_connection", "6945b589aeb3788a"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "onMessageEnd", "aaa81c09d01ad8f2"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "onPing", "1485615a8d3378c8"),
 ]
 
 

@@ -197,6 +197,64 @@ async def test_a_flood_far_past_the_rate_gets_a_bounded_number_of_refusals(daphn
         assert (await exchange(websocket, '[2,"later","Heartbeat",{}]'))[:2] == [3, "later"]
 
 
+def _frame(payload: bytes, *, opcode: int = 1, fin: bool = True) -> bytes:
+    """A masked client frame of under 126 bytes."""
+    mask = b"\x01\x02\x03\x04"
+    header = bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)])
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def _written_back(server, charge_point_id: str, *sends: bytes) -> bytes:
+    """What the server writes after the handshake while a socket sends each of ``sends`` in turn
+    (0.2 s apart), until it closes the TCP connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        f"GET /ocpp/1.6/{charge_point_id} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n".encode()
+        + b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    )
+    received = b""
+    try:
+        async with asyncio.timeout(10):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            for data in sends:
+                writer.write(data)
+                await asyncio.sleep(0.2)
+            while chunk := await reader.read(4096):
+                received += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        writer.close()
+    return received
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        _frame(b"[2,", fin=False) + _frame(b"", opcode=0, fin=False) * 100,
+        _frame(b"", opcode=9) * 100,
+    ],
+    ids=["a message begun and never ended, then empty fragments", "pings"],
+)
+async def test_a_flood_of_fragments_or_control_frames_is_closed_with_1008(daphne, strict_daphne, flood):
+    """The frame rate counts whole messages and the size limit their bytes: a message begun and never
+    ended, then empty continuation frames, or pings (each answered with a pong), cost the process
+    without end (200,000 fragments: 1.6 s of its event loop). Fragments and control frames have a
+    budget of 10 times the frame rate and burst (here 20/s and 50): within it a fragmented message
+    and pings are answered; past it the socket is closed with 1008 (policy violation) and a line."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-FRAGS", heartbeat_interval=60)
+    parts = [b'[2,"hb",', b'"Heartbeat",', b"{}]"]
+    fragmented = b"".join(_frame(part, opcode=0 if n else 1, fin=n == 2) for n, part in enumerate(parts))
+    received = await _written_back(strict_daphne, "CP-FRAGS", fragmented + _frame(b"ping", opcode=9), flood)
+    assert b'\x81\x33[3,"hb",{"currentTime":' in received and b"\x8a\x04ping" in received  # answered, ponged
+    close = received[received.rindex(b"\x88") :]
+    assert close[2:4] == (1008).to_bytes(2, "big") and close[4:] == b"too many fragments or control frames"
+    assert "/ocpp/1.6/CP-FRAGS: over 20 fragments and control frames a second (burst 50); closed with 1008" in (
+        strict_daphne.log()
+    )
+
+
 @pytest.fixture(scope="module")
 def few_handshakes_daphne(daphne_factory):
     return daphne_factory(CSMS_MAX_HANDSHAKES_IN_FLIGHT="1")
