@@ -265,6 +265,26 @@ _ANSWER_TOO_DEEP = {
 }
 
 
+# A CALLERROR whose errorCode is not a string (OCPP-J 1.6 §4.2.3, 2.0.1 part 4 §4.2.3): malformed, as
+# one missing an element is; its number or list was passed on as the code (the API's ``"error": "123"``).
+_ERROR_CODE_NOT_TEXT = {
+    "outcome": "call_error",
+    "error_code": "FormatViolation",
+    "error_description": "The answer is a CALLERROR whose errorCode is not a string.",
+    "error_details": {},
+}
+
+
+def _description_text(description: Any) -> str:
+    """A CALLERROR's errorDescription as the command keeps it: a string as sent, none (null) as "",
+    any other JSON value as its JSON text, not Python's (``['a']``, ``True``)."""
+    if description is None:
+        return ""
+    if isinstance(description, str):
+        return description
+    return json.dumps(description, ensure_ascii=False)
+
+
 def _answer_storable(value: Any) -> Any:
     """A charger's answer (payload, error details) as the command record stores it and the channel
     layer carries it back: unstorable text and numbers replaced (NaN, infinity, an integer beyond
@@ -800,17 +820,23 @@ class OcppRouter(RoutedChargePoint):
             return {"outcome": "timeout"}
         finally:
             self._outstanding = None
-        if json_depth(response.error_details if isinstance(response, CallError) else response.payload) > MAX_JSON_DEPTH:
+        if isinstance(response, CallError):  # any of its parts may be nested (its code read below)
+            depth = max(map(json_depth, (response.error_code, response.error_description, response.error_details)))
+        else:
+            depth = json_depth(response.payload)
+        if depth > MAX_JSON_DEPTH:
             return dict(_ANSWER_TOO_DEEP)  # every later step would recurse through it
         if response.message_type_id == MessageType.CallError:
+            if response.error_code is not None and type(response.error_code) is not str:
+                return dict(_ERROR_CODE_NOT_TEXT)
             # a code the charger left out (null) is OCPP's catch-all, not the text "None"
-            error_code = "GenericError" if response.error_code is None else str(response.error_code)
+            error_code = "GenericError" if response.error_code is None else response.error_code
             if FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
                 error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
                 "outcome": "call_error",
                 "error_code": text_escaped(error_code),
-                "error_description": text_escaped(str(response.error_description or "")),
+                "error_description": text_escaped(_description_text(response.error_description)),
                 "error_details": (
                     _answer_storable(response.error_details) if isinstance(response.error_details, dict) else {}
                 ),

@@ -116,6 +116,37 @@ async def test_an_answer_with_numbers_or_nesting_the_csms_cannot_carry_fails_its
         assert (answered, body) == (200, {"status": "Accepted"})
 
 
+NOT_A_CODE = ["FormatViolation", "The answer is a CALLERROR whose errorCode is not a string."]
+TOO_DEEP = ["FormatViolation", "The answer is nested deeper than any OCPP message."]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "body"),
+    [
+        # OCPP-J 1.6 §4.2.3 (2.0.1 part 4 §4.2.3): errorCode is a string. Its number was passed on as the
+        # code, the API answering {"error": "123", "message": "456"}; a list as Python's text of it.
+        ('[4,"%s",123,456,789]', 502, NOT_A_CODE),
+        ('[4,"%s",["NotSupported"],"",{}]', 502, NOT_A_CODE),
+        ('[4,"%s",true,"",{}]', 502, NOT_A_CODE),
+        # a code nested deeper than anything recurses through, as its details are
+        ('[4,"%s",' + "[" * 600 + "]" * 600 + ',"",{}]', 502, TOO_DEEP),
+        # a description that is no string keeps its code, and is told as its JSON text, not Python's
+        ('[4,"%s","NotSupported",["no",true],{}]', 501, ["NotSupported", '["no", true]']),
+        ('[4,"%s","InternalError",null,{}]', 502, ["InternalError", "The charge point answered with an error."]),
+    ],
+)
+async def test_a_callerror_whose_code_is_not_a_string_fails_its_command_as_a_format_violation(
+    daphne, api_key, answer, status, body
+):
+    await register("CP-ODD")
+    async with raw_socket(daphne, "1.6", "CP-ODD") as websocket:
+        answered, got = await _reset_answered_with(daphne, api_key, websocket, answer)
+        assert (answered, [got["error"], got["message"]]) == (status, body)
+        command = await Command.objects.aget(action="Reset")
+        assert command.error_code == body[0]
+        assert await heartbeat_answered(websocket)
+
+
 @pytest.mark.parametrize("answer", ['\ufeff[3,"%s",{"status":"Accepted"}]', '\ufeff[3,"%s",{"status":"Acc'])
 async def test_an_answer_led_by_a_byte_order_mark_fails_its_command_at_once(daphne, api_key, answer):
     """A byte-order mark before an answer to the awaited CALL (no JSON, as before a CALL, which is
