@@ -389,18 +389,11 @@ class OcppRouter(RoutedChargePoint):
             msg = message_unpacked(raw_msg, ids_are_strings=self._ocpp_version == "2.0.1")
         except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
             bind_message(action="", unique_id="")
-            self._log(MessageDirection.INBOUND, raw_msg, received_at)
-            if self._outstanding_failed(raw_msg, "The answer is not a well-formed CALLRESULT or CALLERROR."):
-                return
-            if isinstance(error, RecursionError):
-                await self._refuse_too_deep(raw_msg)
-            else:
-                await self._answer_unparseable(raw_msg, error)
+            await self._refuse_unreadable(raw_msg, received_at, error)
             return
         except ValueError as error:  # a number Python will not convert (over 4300 digits)
             bind_message(action="", unique_id="")
-            self._log(MessageDirection.INBOUND, raw_msg, received_at)
-            await self._answer_undecodable_number(raw_msg, error)
+            await self._answer_undecodable_number(raw_msg, received_at, error)
             return
         # An answer's action is the awaited CALL's: a fourth element of a CALLRESULT (the package reads it
         # as ``action``, any JSON value) names nothing the CSMS sent.
@@ -722,29 +715,46 @@ class OcppRouter(RoutedChargePoint):
             error = FormatViolationError(description=f"Frame of {size} bytes is over the {limit} byte limit.")
             await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
 
-    async def _refuse_too_deep(self, raw_msg: str) -> None:
-        """A frame nested deeper than the decoder goes: a CALL whose id leads it gets a
-        FormatViolation with that id (its own, not 2.0.1's ``-1`` for an unreadable one)."""
+    async def _refuse_unreadable(self, raw_msg: str, received_at: datetime, error: OCPPError | RecursionError) -> None:
+        """A frame that did not unpack: logged, then an answer to the awaited CALL fails it at once,
+        and anything else is answered where its id can be read (``_unreadable_answer``). Its log row
+        holds the id its answer carries (an answer to the awaited CALL: that CALL's id and action),
+        so that the admin finds the frame by the id the charger and the CALLERROR name."""
+        outstanding = self._outstanding
+        if outstanding is not None and self._answers_the_outstanding_call(raw_msg):
+            self._log(MessageDirection.INBOUND, raw_msg, received_at, unique_id=outstanding[0], action=outstanding[1])
+            self._outstanding_failed(raw_msg, "The answer is not a well-formed CALLRESULT or CALLERROR.")
+            return
+        answer = self._unreadable_answer(raw_msg, error)
+        unique_id = answer[0] if answer is not None and answer[0] != rpc_errors.UNREADABLE_ID else ""
+        self._log(MessageDirection.INBOUND, raw_msg, received_at, unique_id=unique_id)
+        if answer is None:
+            code = error.code if isinstance(error, OCPPError) else None
+            logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, code, raw_msg)
+            return
+        await self._send_message(Call(answer[0], "", {}).create_call_error(answer[1]))
+
+    def _unreadable_answer(self, raw_msg: str, error: OCPPError | RecursionError) -> tuple[str | int, OCPPError] | None:
+        """The id and error to answer a frame that did not unpack with, or None (``rpc_errors``). A
+        frame nested deeper than the decoder goes whose CALL id leads it gets a FormatViolation with
+        that id (its own, not 2.0.1's ``-1`` for an unreadable one)."""
+        if not isinstance(error, RecursionError):
+            return rpc_errors.unparseable_answer(raw_msg, error, ocpp_version=self._ocpp_version)
         match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
         if match is None:
-            await self._answer_unparseable(raw_msg, None)
-            return
-        error = FormatViolationError(description="The payload is nested deeper than any OCPP message.")
-        await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
+            return rpc_errors.unparseable_answer(raw_msg, None, ocpp_version=self._ocpp_version)
+        return match.group(1), FormatViolationError(description="The payload is nested deeper than any OCPP message.")
 
-    async def _answer_unparseable(self, raw_msg: str, error: OCPPError | None) -> None:
-        answer = rpc_errors.unparseable_answer(raw_msg, error, ocpp_version=self._ocpp_version)
-        if answer is None:
-            logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, error and error.code, raw_msg)
-            return
-        unique_id, answer_error = answer
-        await self._send_message(Call(unique_id, "", {}).create_call_error(answer_error))
-
-    async def _answer_undecodable_number(self, raw_msg: str, error: ValueError) -> None:
+    async def _answer_undecodable_number(self, raw_msg: str, received_at: datetime, error: ValueError) -> None:
         """A CALL gets a TypeConstraintViolation (no OCPP type holds the number); an answer
-        ends the outstanding CALL at once as a FormatViolation, instead of its timeout."""
+        ends the outstanding CALL at once as a FormatViolation, instead of its timeout. Logged
+        with the id it carries."""
         frame = _frame_with_numbers_as_text(raw_msg)
         unique_id = _readable_unique_id_of(frame)
+        action = (
+            "" if unique_id is None or frame[0] == str(int(MessageType.Call)) else self._outstanding_action(unique_id)
+        )
+        self._log(MessageDirection.INBOUND, raw_msg, received_at, unique_id=unique_id or "", action=action)
         if unique_id is None:
             logger.warning("%s: dropped a frame with an undecodable number (%s): %.200r", self.id, error, raw_msg)
             return

@@ -196,6 +196,42 @@ async def test_a_password_in_an_answer_with_a_fourth_element_is_redacted_in_the_
     assert "0123456789abcdef0123" not in logged.frame
 
 
+@pytest.mark.parametrize(
+    ("version", "frame", "code"),
+    [
+        ("1.6", '[2,"deep","Heartbeat",' + "[" * 5000 + "]" * 5000 + "]", "FormationViolation"),
+        ("2.0.1", '[2,"deep","Heartbeat",' + "[" * 5000 + "]" * 5000 + "]", "FormatViolation"),
+        ("1.6", '[2,"cut","Heartbeat",{', "FormationViolation"),
+        ("1.6", '[2,"action",5,{}]', "FormationViolation"),
+        ("1.6", '[2,"payload","Heartbeat",[]]', "FormationViolation"),
+        ("2.0.1", '[2,"five","Heartbeat",{},{}]', "ProtocolError"),
+        ("2.0.1", '[7,"seven",{}]', "MessageTypeNotSupported"),
+        ("1.6", '[2,"huge","DataTransfer",{"vendorId":"V","data":' + HUGE + "}]", "TypeConstraintViolation"),
+    ],
+    ids=["too deep (1.6)", "too deep (2.0.1)", "no JSON", "action", "payload", "five elements", "type", "number"],
+)
+async def test_a_refused_frame_is_logged_under_the_id_its_callerror_answers(daphne, version, frame, code):
+    """Its answer carried its id, its own message log row none: the admin's search by the id the
+    charger names found the CALLERROR, never the frame it refused."""
+    await register("CP-NAMED")
+    unique_id = json.loads(frame[: frame.index(",", 3)] + "]")[1]
+    async with raw_socket(daphne, version, "CP-NAMED") as websocket:
+        await websocket.send(frame)
+        assert (await answer_to(websocket, unique_id))[:3] == [4, unique_id, code]
+    logged = await eventually(lambda: OcppMessage.objects.filter(unique_id=unique_id, direction="in").afirst())
+    assert logged.frame.startswith(frame[:20])
+
+
+async def test_an_unreadable_answer_is_logged_under_the_id_and_action_of_the_call_it_answers(daphne, api_key):
+    await register("CP-ODD")
+    async with raw_socket(daphne, "1.6", "CP-ODD") as websocket:
+        answered, body = await _reset_answered_with(daphne, api_key, websocket, '[3,"%s",{"status":"Acc')
+        assert (answered, body["error"]) == (502, "FormatViolation")
+    call = await eventually(lambda: OcppMessage.objects.filter(direction="out", action="Reset").afirst())
+    logged = await eventually(lambda: OcppMessage.objects.filter(direction="in", frame__startswith="[3,").afirst())
+    assert (logged.unique_id, logged.action) == (call.unique_id, "Reset")
+
+
 async def test_a_closed_socket_clears_presence_at_once(daphne):
     await register("CP-GONE")
     async with raw_socket(daphne, "1.6", "CP-GONE") as websocket:
