@@ -98,6 +98,11 @@ frames that are not a whole message (a fragment, a ping, a pong) have a budget p
 ``SIDE_FRAMES_FACTOR`` times the message rate and burst; past it the connection is closed with
 ``1008`` (policy violation) and a log line.
 
+**Compression offers declined unread** (``_compression_offers_declined``). daphne accepts no
+permessage-deflate; autobahn still read every offer, and answered ``400`` one with a parameter it
+does not take (``server_max_window_bits=8``, an unknown one) once the application had accepted the
+charger. A server that takes no compression declines such an offer and goes on (RFC 7692 §5).
+
 **No access line formatted for a log that goes nowhere.** Twisted's ``HTTPFactory.log`` formats a
 combined-log line for every HTTP request (an API call) and writes it to Twisted's log, besides
 daphne's own access log. At daphne's default verbosity (1) Twisted's log goes nowhere (daphne
@@ -1123,7 +1128,8 @@ def _failed_with_a_close(factory_class: type[Any]) -> type[Any]:
     is no UTF-8, a frame breaking RFC 6455, one over daphne's size limit), send the Close frame of its
     code (1007, 1002, 1009) before the TCP close (RFC 6455 §7.1.7), instead of autobahn's default
     (``failByDrop``): a connection dropped at once, which the charger sees as an abnormal closure
-    (1006) that tells its firmware's log nothing."""
+    (1006) that tells its firmware's log nothing. It accepts no compression, as autobahn's default,
+    through ``no_compression`` (``_compression_offers_declined`` knows it by it)."""
 
     class WebSocketFactory(factory_class):
         fails_with_a_close = True
@@ -1131,8 +1137,36 @@ def _failed_with_a_close(factory_class: type[Any]) -> type[Any]:
         def resetProtocolOptions(self) -> None:  # noqa: N802 (autobahn's name)
             super().resetProtocolOptions()
             self.failByDrop = False
+            self.perMessageCompressionAccept = no_compression  # autobahn's default, by a name
 
     return WebSocketFactory
+
+
+def no_compression(offers: list[Any]) -> None:
+    """daphne's answer to a client's permessage-deflate offers (autobahn's default): none accepted."""
+    return None
+
+
+def _compression_offers_declined(succeed_handshake: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """autobahn's ``succeedHandshake`` for a server that accepts no compression (``no_compression``):
+    the client's permessage-compression offers are declined unread. autobahn read each first, and
+    answered ``400`` an offer with a parameter it does not take (``server_max_window_bits=8``, which
+    RFC 7692 allows; one it does not know), after the application had accepted the charger: one whose
+    WebSocket library offers it could never connect, though any offer is declined here. RFC 7692 §5
+    has a server decline an offer it cannot take, and the handshake go on."""
+    from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
+
+    @wraps(succeed_handshake)
+    def succeed_declining(protocol: Any, res: Any) -> Any:
+        if protocol.perMessageCompressionAccept is no_compression and protocol.websocket_extensions:
+            protocol.websocket_extensions = [
+                (name, params)
+                for name, params in protocol.websocket_extensions
+                if name not in PERMESSAGE_COMPRESSION_EXTENSION
+            ]
+        return succeed_handshake(protocol, res)
+
+    return succeed_declining
 
 
 def daphne_server_install() -> None:
@@ -1246,6 +1280,8 @@ def daphne_server_install() -> None:
         )
     if not hasattr(WebSocketProtocol.dataReceived, "__wrapped__"):  # not yet installed
         WebSocketProtocol.dataReceived = _frames_read_plainly(WebSocketProtocol.dataReceived)
+    if not hasattr(WebSocketProtocol.succeedHandshake, "__wrapped__"):  # not yet installed
+        WebSocketProtocol.succeedHandshake = _compression_offers_declined(WebSocketProtocol.succeedHandshake)
     if not hasattr(WebSocketProtocol.onFrameBegin, "__wrapped__"):  # not yet installed
         WebSocketProtocol.onFrameBegin = _side_frames_budgeted(WebSocketProtocol.onFrameBegin)
     _autobahn_debug_text_lazy()

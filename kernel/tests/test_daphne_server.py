@@ -223,6 +223,10 @@ RELIED_ON = [
     ("autobahn.websocket.protocol", "WebSocketProtocol", "_fail_connection", "6945b589aeb3788a"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "onMessageEnd", "aaa81c09d01ad8f2"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "onPing", "1485615a8d3378c8"),
+    # _compression_offers_declined: the offers succeedHandshake reads from websocket_extensions, the
+    # accept function it asks (autobahn's default, none accepted), copied from the factory.
+    ("autobahn.websocket.protocol", "WebSocketServerProtocol", "succeedHandshake", "64a281e2766990a9"),
+    ("autobahn.websocket.protocol", "WebSocketServerFactory", "resetProtocolOptions", "20794733dcf930ef"),
 ]
 
 

@@ -181,6 +181,28 @@ async def test_the_negotiated_subprotocol_is_echoed(daphne):
         assert websocket.subprotocol == "ocpp2.0.1"
 
 
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; server_max_window_bits=8",  # RFC 7692 allows 8 to 15
+        "permessage-deflate; client_max_window_bits=8",
+        "permessage-deflate; x-vendor-option",
+    ],
+)
+async def test_a_compression_offer_is_declined_and_the_charger_served(daphne, offer):
+    """The CSMS takes no compression. An offer autobahn would not take was answered 400 after the
+    charger was accepted: a charger whose WebSocket library offers it could never connect. RFC 7692
+    §5: such an offer is declined, the handshake goes on."""
+    await register("CP-DEFLATE")
+    headers = {"Sec-WebSocket-Extensions": offer}
+    async with connect(
+        daphne.ws_url("1.6", "CP-DEFLATE"), subprotocols=["ocpp1.6"], compression=None, additional_headers=headers
+    ) as websocket:
+        assert websocket.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert (await exchange(websocket, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+
+
 async def test_unknown_path_is_refused(daphne):
     with pytest.raises(InvalidStatus):
         async with connect(f"ws://127.0.0.1:{daphne.port}/ocpp/1.5/CP", subprotocols=["ocpp1.5"]):
