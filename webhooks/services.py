@@ -12,11 +12,11 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Max, Min, Model, Q, QuerySet, Value, When, Window
+from django.db.models import Case, F, Field, Max, Min, Model, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -527,11 +527,11 @@ def webhook_errors_redact(*, batch_size: int = 2000) -> int:
         batch = WebhookDelivery.objects.order_by("pk")
         if last_pk is not None:
             batch = batch.filter(pk__gt=last_pk)
-        rows = list(batch.values_list("pk", "last_error", "subscription__url")[:batch_size])
-        if not rows:
+        deliveries = list(batch.values_list("pk", "last_error", "subscription__url")[:batch_size])
+        if not deliveries:
             return changed
-        last_pk = rows[-1][0]
-        changed += _errors_replaced(WebhookDelivery, "last_error", [row for row in rows if row[1]])
+        last_pk = deliveries[-1][0]
+        changed += _errors_replaced(WebhookDelivery, "last_error", [row for row in deliveries if row[1]])
 
 
 def _errors_replaced(model: type[Model], field: str, rows: Iterable[tuple[Any, str, str]]) -> int:
@@ -547,6 +547,6 @@ def _errors_replaced(model: type[Model], field: str, rows: Iterable[tuple[Any, s
     redacted = Case(
         *(When(pk=pk, then=Value(new)) for pk, _, new in changes),
         default=F(field),
-        output_field=model._meta.get_field(field),
+        output_field=cast(Field, model._meta.get_field(field)),
     )
     return model._default_manager.filter(still).update(**{field: redacted})

@@ -1,7 +1,7 @@
 """A group-commit batch's stops' ledgers, read together (issue 15).
 
 A stop (1.6 StopTransaction, 2.0.1 TransactionEvent Ended) derives its session's energy from the
-session's register readings: one statement per stop (``meter_ledger.ledger_readings``). A batch
+session's register readings: one statement per stop (``ledger_readings``). A batch
 written without savepoints reads them once for all its stops whose session their connection keeps
 (``open_sessions``), before its units run (``ledgers_read_together``): one statement for every such
 session's energy register samples. Each stop then takes its session's (``ledger_read_taken``)
@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import Context
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
@@ -35,11 +37,14 @@ from charging import metering
 from charging.models import MeterSample, Transaction
 from charging.services.open_sessions import open_session_peeked
 from charging.services.session_rows import named_by
-from kernel.plain_sql import array_text, bound_cursor
+from kernel.plain_sql import array_text, bound_cursor, gathered_rows_of
 from kernel.rows_ahead import RowsAhead, UnitKind
 
 # metering.Sample's fields, the columns a reading needs (the last three: its resolution)
 READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location", "raw_value", "unit", "multiplier")
+
+# How far a charger's reading may stand outside its session's time and still belong to it.
+CLOCK_SLACK = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -129,3 +134,69 @@ def _ledgers_read(pks: list[int]) -> dict[int, list[metering.Sample]]:
     for pk, *sample in rows:
         ledgers[pk].append(metering.Sample(*sample))
     return ledgers
+
+
+def ledger_readings(session: Transaction) -> list[metering.Reading]:
+    """The session's register readings in time order, its meter start first (the Begin readings
+    sent besides it left out: the meter start is the baseline, and so is every reading stamped
+    before it: the previous session's, which an offline charger's queue delivered while this one
+    was open, billed there already).
+
+    Readings a little outside the session's time (a Transaction.End sample a second after the
+    stop event; before a meter start of 0, which a charger that does not know its register sends,
+    the readings that tell where it stood) count; a queued reading from another day does not.
+    """
+    end = max(session.stopped_at or session.started_at, session.started_at)
+    window = (session.started_at - CLOCK_SLACK, end + CLOCK_SLACK)
+    readings = metering.register_readings(register_samples(session, *window))
+    if session.meter_start_wh is not None:  # it stands for every Begin reading (``samples_learned``)
+        start = metering.meter_bound_reading(session.started_at, session.meter_start_wh, "Transaction.Begin", readings)
+        since = session.started_at if session.meter_start_wh else window[0]
+        readings = [r for r in readings if r.context != "Transaction.Begin" and r.at >= since]
+        readings.insert(0, start)
+    return readings
+
+
+_STORED_VALUE = Decimal(1).scaleb(-MeterSample._meta.get_field("value").decimal_places)
+
+
+def _as_stored(value: Decimal | None) -> Decimal | None:
+    """A gathered row's value as its column will hold it (PostgreSQL rounds numeric half away
+    from zero), so a stop reads the same energy before and after the batch's COPY."""
+    return None if value is None else value.quantize(_STORED_VALUE, rounding=ROUND_HALF_UP)
+
+
+def register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
+    """The session's energy register samples stamped within [since, until], in the ledger's
+    order: on PostgreSQL one plain statement of the columns a reading needs (every stop
+    reads them; issue 15), not model instances, or what its batch read with its other stops
+    (``ledger_reads``), then the session's rows the group commit's batch
+    gathered for its COPY (the stop's own readings, an earlier MeterValues): written after, so
+    last among equal times, as their ids will be."""
+    if connection.vendor != "postgresql":
+        rows = MeterSample.objects.filter(
+            transaction=session,
+            measurand=metering.ENERGY_REGISTER,
+            timestamp__gte=since,
+            timestamp__lte=until,
+        )
+        return [metering.Sample.of(row) for row in rows]
+    read = ledger_read_taken(session)  # read with its batch's other stops, if it was
+    if read is not None:
+        samples = [sample for sample in read if since <= sample.timestamp <= until]
+    else:
+        with bound_cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(READING_COLUMNS)}"
+                f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)} WHERE transaction_id = %s"
+                " AND measurand = %s AND timestamp >= %s AND timestamp <= %s"
+                " ORDER BY timestamp, id",  # the model's ordering
+                [session.pk, metering.ENERGY_REGISTER, since, until],
+            )
+            samples = [metering.Sample(*row) for row in cursor.fetchall()]
+    gathered = [
+        metering.Sample(row[0], row[1], _as_stored(row[2]), *row[3:])
+        for row in gathered_rows_of(MeterSample, READING_COLUMNS, ("transaction_id", session.pk))
+        if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
+    ]
+    return sorted(samples + gathered, key=lambda sample: sample.timestamp) if gathered else samples

@@ -11,8 +11,8 @@ import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +30,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from charging.services.ledger_reads import READING_COLUMNS, ledger_read_taken
+from charging.services.ledger_reads import CLOCK_SLACK, register_samples
 from charging.services.open_sessions import open_session_on_connector
 from charging.services.session_rows import (
     anomaly_flag,
@@ -48,9 +48,9 @@ from charging.services.session_rows import (
     transactions_open_on_connector,
     withheld_state_apply,
 )
+from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
 from kernel.plain_sql import (
-    bound_cursor,
     column_of,
     gathered_rows_of,
     gathering,
@@ -58,9 +58,6 @@ from kernel.plain_sql import (
     rows_copied,
 )
 from kernel.storable_text import unstorable_numbers_replaced
-
-# How far a charger's reading may stand outside its session's time and still belong to it.
-_CLOCK_SLACK = timedelta(minutes=10)
 
 
 @dataclass(slots=True)
@@ -198,9 +195,6 @@ def _ended_session_repriced(session: Transaction) -> None:
     of its queue re-prices it (``transaction_start``). One the CSMS closed: its energy up to its last
     register reading, its time up to its last evidence; its close stands (the charger's late stop
     replaces it). One its charger stopped: up to its own meter stop, from the meter start it has now."""
-    # transaction_end reads this module's ledger (``ledger_readings``): imported here, not at the top
-    from charging.services.transaction_end import transaction_finish
-
     assert session.stopped_at is not None
     transaction_finish(
         session=session,
@@ -329,7 +323,7 @@ def _connector_16(connector_id: int | None, evse_id: int | None) -> int | None:
 
 def _not_before(session: Transaction, samples: Sequence[SampledValue]) -> bool:
     """No reading is from before ``session`` started (beyond the clock slack)."""
-    earliest = session.started_at - _CLOCK_SLACK
+    earliest = session.started_at - CLOCK_SLACK
     return all(s.timestamp >= earliest for s in samples)
 
 
@@ -615,8 +609,8 @@ def _baseline_of_fewer_phases_replaced(
     out), it is no meter start (a sum missing a phase, it would bill that phase's lifetime): the
     first reading of every phase stands in, flagged ``missing_baseline``, as when none was sent.
     Rare (once a session at most): one ledger read, of the readings up to this message's."""
-    since = session.started_at - _CLOCK_SLACK
-    earlier = _register_samples(session, since, max(readings[0].at, since))
+    since = session.started_at - CLOCK_SLACK
+    earlier = register_samples(session, since, max(readings[0].at, since))
     at_start = next((r for r in _instants_read(earlier) if r[0].wh == session.meter_start_wh), None)
     if at_start is None or not _phases_added(scope, at_start[1]):
         return
@@ -674,72 +668,6 @@ def _sample_row(
         value,
         received_at,
     )
-
-
-def ledger_readings(session: Transaction) -> list[metering.Reading]:
-    """The session's register readings in time order, its meter start first (the Begin readings
-    sent besides it left out: the meter start is the baseline, and so is every reading stamped
-    before it: the previous session's, which an offline charger's queue delivered while this one
-    was open, billed there already).
-
-    Readings a little outside the session's time (a Transaction.End sample a second after the
-    stop event; before a meter start of 0, which a charger that does not know its register sends,
-    the readings that tell where it stood) count; a queued reading from another day does not.
-    """
-    end = max(session.stopped_at or session.started_at, session.started_at)
-    window = (session.started_at - _CLOCK_SLACK, end + _CLOCK_SLACK)
-    readings = metering.register_readings(_register_samples(session, *window))
-    if session.meter_start_wh is not None:  # it stands for every Begin reading (``samples_learned``)
-        start = metering.meter_bound_reading(session.started_at, session.meter_start_wh, "Transaction.Begin", readings)
-        since = session.started_at if session.meter_start_wh else window[0]
-        readings = [r for r in readings if r.context != "Transaction.Begin" and r.at >= since]
-        readings.insert(0, start)
-    return readings
-
-
-_STORED_VALUE = Decimal(1).scaleb(-MeterSample._meta.get_field("value").decimal_places)
-
-
-def _as_stored(value: Decimal | None) -> Decimal | None:
-    """A gathered row's value as its column will hold it (PostgreSQL rounds numeric half away
-    from zero), so a stop reads the same energy before and after the batch's COPY."""
-    return None if value is None else value.quantize(_STORED_VALUE, rounding=ROUND_HALF_UP)
-
-
-def _register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
-    """The session's energy register samples stamped within [since, until], in the ledger's
-    order: on PostgreSQL one plain statement of the columns a reading needs (every stop
-    reads them; issue 15), not model instances, or what its batch read with its other stops
-    (``ledger_reads``), then the session's rows the group commit's batch
-    gathered for its COPY (the stop's own readings, an earlier MeterValues): written after, so
-    last among equal times, as their ids will be."""
-    if connection.vendor != "postgresql":
-        rows = MeterSample.objects.filter(
-            transaction=session,
-            measurand=metering.ENERGY_REGISTER,
-            timestamp__gte=since,
-            timestamp__lte=until,
-        )
-        return [metering.Sample.of(row) for row in rows]
-    read = ledger_read_taken(session)  # read with its batch's other stops, if it was
-    if read is not None:
-        samples = [sample for sample in read if since <= sample.timestamp <= until]
-    else:
-        with bound_cursor() as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(READING_COLUMNS)}"
-                f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)} WHERE transaction_id = %s"
-                " AND measurand = %s AND timestamp >= %s AND timestamp <= %s"
-                " ORDER BY timestamp, id",  # the model's ordering
-                [session.pk, metering.ENERGY_REGISTER, since, until],
-            )
-            samples = [metering.Sample(*row) for row in cursor.fetchall()]
-    gathered = [
-        metering.Sample(row[0], row[1], _as_stored(row[2]), *row[3:])
-        for row in gathered_rows_of(MeterSample, READING_COLUMNS, ("transaction_id", session.pk))
-        if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
-    ]
-    return sorted(samples + gathered, key=lambda sample: sample.timestamp) if gathered else samples
 
 
 def transaction_updated_record(

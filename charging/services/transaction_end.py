@@ -16,7 +16,7 @@ from charging import events, metering
 from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
 from charging.selectors import transactions_open_exist
-from charging.services.meter_ledger import ledger_readings
+from charging.services.ledger_reads import ledger_readings
 from charging.services.open_sessions import (
     open_session_charging_on_connector,
     open_session_on_connector,

@@ -23,7 +23,8 @@ from django.test import override_settings
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, ReconciliationItem, Reservation, Transaction
-from charging.services.meter_ledger import SampledValue, ledger_readings, meter_values_record, samples_store
+from charging.services.ledger_reads import ledger_readings
+from charging.services.meter_ledger import SampledValue, meter_values_record, samples_store
 from charging.services.transaction_end import transaction_charging_state_set
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
