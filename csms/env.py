@@ -88,7 +88,10 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...], needs_hos
     try:
         parts = urlsplit(raw)
         host = parts.hostname
-    except ValueError as error:  # an unclosed "[" of an IPv6 address
+        # A port that is no number from 0 to 65535 (redis://host:abc, http://host:99999): the clients
+        # (redis-py, kombu, a charger fetching firmware) fail on it at their first use, not here.
+        _ = parts.port
+    except ValueError as error:  # an unclosed "[" of an IPv6 address, such a port
         raise ImproperlyConfigured(f"{name} is not a URL ({error}).") from None
     if parts.scheme.partition("+")[0] not in schemes:
         found = f"the scheme {parts.scheme!r}" if parts.scheme else "no scheme"
@@ -98,6 +101,20 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...], needs_hos
     if needs_host and not host:
         raise ImproperlyConfigured(f"{name}={raw!r} names no host.")
     return raw
+
+
+def env_redis_url(name: str) -> str:
+    """A Redis URL (``redis://``, ``rediss://`` or ``unix://``); unset or empty: none. A ``redis(s)://``
+    URL's path is its database number: redis-py reads any other path as database 0 (the channel layer
+    on another database than the one meant) and kombu refuses it (the Celery worker stops at start)."""
+    url = env_url(name, schemes=("redis", "rediss", "unix"))
+    if url and not url.startswith("unix://"):
+        database = urlsplit(url).path.removeprefix("/")
+        if database and not (database.isascii() and database.isdigit()):
+            raise ImproperlyConfigured(
+                f"{name}'s database, {database!r}, is not a number (redis://host:6379/0, or no path for 0)."
+            )
+    return url
 
 
 def env_dir(name: str, default: Path) -> Path:

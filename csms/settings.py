@@ -22,7 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from csms.env import env_bool, env_choice, env_dir, env_int, env_list, env_rate, env_str, env_url
+from csms.env import env_bool, env_choice, env_dir, env_int, env_list, env_rate, env_redis_url, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_dir("CSMS_VAR_DIR", BASE_DIR / "var")
@@ -218,7 +218,7 @@ CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS",
 CSMS_ID_TAG_CACHE_SECONDS = env_int("CSMS_ID_TAG_CACHE_SECONDS", 5, minimum=0)
 
 # --- Channel layer and Celery broker --------------------------------------------------------
-REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+REDIS_URL = env_redis_url("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

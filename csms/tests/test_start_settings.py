@@ -94,6 +94,32 @@ def test_a_refused_url_is_not_repeated_in_the_message_it_may_hold_a_password(tmp
     assert "s3cret" not in message
 
 
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("REDIS_URL", "redis://127.0.0.1:abc/4", "REDIS_URL is not a URL (Port could not be cast"),
+        ("REDIS_URL", "redis://127.0.0.1:99999/4", "REDIS_URL is not a URL (Port out of range"),
+        ("REDIS_URL", "redis://:s3cret@127.0.0.1:6379/abc", "REDIS_URL's database, 'abc', is not a number"),
+        ("REDIS_URL", "rediss://127.0.0.1:6379/4/", "REDIS_URL's database, '4/', is not a number"),
+        ("CSMS_PUBLIC_URL", "http://csms.example.com:99999", "CSMS_PUBLIC_URL is not a URL (Port out of range"),
+        ("CELERY_BROKER_URL", "amqp://guest@localhost:abc//", "CELERY_BROKER_URL is not a URL (Port could not"),
+    ],
+)
+def test_a_url_whose_port_or_redis_database_its_client_cannot_read_stops_the_start(tmp_path, variable, value, message):
+    """The gateway served on such a REDIS_URL (redis-py fails at the first charger's handshake, or reads
+    '/abc' as database 0) and the Celery worker stopped at start on it; a charger fetches no firmware
+    from a port out of range."""
+    refused = refusal(tmp_path, **{variable: value})
+    assert refused.startswith(message)
+    assert "s3cret" not in refused
+
+
+def test_redis_urls_with_a_database_number_or_none_start(tmp_path):
+    for url in ("redis://127.0.0.1:6379/4", "redis://127.0.0.1:6379/", "rediss://:pw@127.0.0.1", "unix:///run/r.sock"):
+        start_ = start(tmp_path, REDIS_URL=url)
+        assert start_.returncode == 0, (url, start_.stderr)
+
+
 def test_redis_and_broker_urls_of_the_known_kinds_start(tmp_path):
     broker = started(tmp_path, REDIS_URL="unix:///run/redis.sock")["broker"]
     assert broker == "redis+socket:///run/redis.sock"  # kombu has no unix:// transport (the reviewer)
