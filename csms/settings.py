@@ -143,9 +143,17 @@ def _database() -> dict[str, Any]:
             "DATABASE_URL is not a database URL: it does not start with a scheme and :// (postgres://user:password@host:5432/name)."
         )
     try:
-        return dict(dj_database_url.parse(url or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))
+        database = dict(dj_database_url.parse(url or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))
     except ValueError as error:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {error}") from None  # may hold a password
+    # Django asks for the name only when it first connects: `migrate` and every worker's first request
+    # ended in a traceback ("settings.DATABASES is improperly configured"), `manage.py check` passed.
+    options = database.get("OPTIONS")
+    if not database["NAME"] and not (isinstance(options, dict) and options.get("service")):
+        raise ImproperlyConfigured(
+            "DATABASE_URL names no database: give its name after the host (postgres://user:password@host:5432/name)."
+        )
+    return database
 
 
 DATABASES = {"default": _database()}

@@ -183,6 +183,19 @@ def test_a_database_url_without_a_scheme_says_so_without_repeating_it(tmp_path, 
     )
 
 
+@pytest.mark.parametrize("value", ["postgres://", "postgres://csms:s3cret@127.0.0.1:5432/", "postgresql://db:5432"])
+def test_a_database_url_naming_no_database_stops_the_start_in_one_line(tmp_path, value):
+    """Django asked for the name at the first connection: `migrate` and `make serve`'s workers ended in
+    a traceback ("settings.DATABASES is improperly configured"), `manage.py check` passed."""
+    message = refusal(tmp_path, DATABASE_URL=value)
+    assert message.startswith("DATABASE_URL names no database: give its name after the host")
+    assert "s3cret" not in message
+
+
+def test_a_database_url_naming_its_database_by_a_service_starts(tmp_path):
+    assert start(tmp_path, DATABASE_URL="postgres://?service=csms").returncode == 0
+
+
 def test_a_pool_minimum_above_its_maximum_stops_the_start_naming_both(tmp_path):
     refused = refusal(
         tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", CSMS_DB_POOL_MIN="30", CSMS_DB_POOL_MAX="20"
