@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -584,3 +585,41 @@ def test_a_meter_interval_or_energy_per_sample_a_meter_cannot_have_is_refused_be
     ``inf`` none; ``--wh-per-sample 0`` or ``-1000`` billed a meter standing still or running back."""
     with pytest.raises(CommandError, match=option):
         call_command("simulate_charger", "CP-1", option, value, "--url", "ws://127.0.0.1:20799")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["CP 1"], "'CP 1' is not a charger id: Use 1 to 48 letters"),
+        (["CP/1"], "'CP/1' is not a charger id"),
+        (["C" * 49], "is not a charger id"),
+        (["CP-1", "--id-tag", "T" * 21], "--id-tag must be 1 to 20 characters in OCPP 1.6"),
+        (["CP-1", "--version", "2.0.1", "--id-tag", "T" * 37], "--id-tag must be 1 to 36 characters in OCPP 2.0.1"),
+    ],
+)
+def test_an_id_or_id_tag_no_charger_can_use_is_refused_before_it_is_registered(args, message):
+    """``--register`` saved them: a charger "CP 1", which no URL routes, then refused at its handshake as
+    "unknown (use --register)" and left in the fleet; a 21-character tag, whose first Authorize broke
+    the 1.6 schema in a traceback."""
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("simulate_charger", *args, "--register", "--url", "ws://127.0.0.1:20799")
+    assert not ChargePoint.objects.exists()
+    assert not IdTag.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_2_0_1_id_token_of_36_characters_is_registered():
+    """The bound is the version's: 2.0.1's idToken holds 36 characters (refused at the connection here)."""
+    with pytest.raises(CommandError, match="20799"):
+        call_command(
+            "simulate_charger",
+            "CP-36",
+            "--version",
+            "2.0.1",
+            "--id-tag",
+            "T" * 36,
+            "--register",
+            "--url",
+            "ws://127.0.0.1:20799",
+        )
+    assert IdTag.objects.get().id_tag == "T" * 36

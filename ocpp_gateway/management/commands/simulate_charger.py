@@ -8,9 +8,11 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from chargepoints.identity import IDENTITY_RULE, charge_point_id_validate
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
 from charging.models import IdTag
@@ -22,6 +24,10 @@ from ocpp_gateway.simulator.runner import (
     charger_simulate,
     charger_url,
 )
+
+# The longest id tag each version's Authorize and session messages carry (1.6 idTag CiString20Type,
+# 2.0.1 IdTokenType.idToken identifierString of 36).
+ID_TAG_MAX_LENGTH = {"1.6": 20, "2.0.1": 36}
 
 
 class Command(BaseCommand):
@@ -69,6 +75,16 @@ class Command(BaseCommand):
         if options["wh_per_sample"] < 1:
             raise CommandError("--wh-per-sample must be at least 1 (Wh).")
         charge_point_id = options["charge_point_id"]
+        # Refused before --register: a charger registered with an id no URL routes ("CP 1") was then
+        # refused at its handshake as "unknown (use --register)", and stayed in the fleet.
+        try:
+            charge_point_id_validate(charge_point_id)
+        except ValidationError:
+            raise CommandError(f"{charge_point_id!r} is not a charger id: {IDENTITY_RULE}") from None
+        # A longer tag was registered, then its first Authorize broke the schema: a traceback.
+        longest = ID_TAG_MAX_LENGTH[options["ocpp_version"]]
+        if not 1 <= len(options["id_tag"]) <= longest:
+            raise CommandError(f"--id-tag must be 1 to {longest} characters in OCPP {options['ocpp_version']}.")
         if options["register"]:
             self._register(charge_point_id, options["id_tag"])
         url = charger_url(options["url"], ocpp_version=options["ocpp_version"], charge_point_id=charge_point_id)
