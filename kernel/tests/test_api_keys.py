@@ -26,6 +26,20 @@ def test_create_api_key_refuses_an_expiry_already_past_or_beyond_the_calendar(da
     assert not ApiKey.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["", "   ", "k" * 101])
+def test_create_api_key_refuses_a_name_the_admin_would_refuse(name):
+    """A 101-character name ended in a DataError traceback on PostgreSQL; a blank one made a key
+    without a name in list_api_keys and the admin."""
+    with pytest.raises(CommandError, match="The name must be 1 to 100 characters"):
+        call_command("create_api_key", name)
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_takes_a_name_of_100_characters(capsys):
+    call_command("create_api_key", "k" * 100)
+    assert ApiKey.objects.get().name == "k" * 100
+
+
 def test_create_api_key_with_an_expiry_makes_a_key_that_works_until_then(capsys):
     call_command("create_api_key", "integration", "--expires-in-days", "1")
     record = ApiKey.objects.get()

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from kernel.api_keys import api_key_create
-from kernel.models import ApiKeyScope
+from kernel.models import ApiKey, ApiKeyScope
 
 
 class Command(BaseCommand):
@@ -19,6 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--expires-in-days", type=int, help="Refused after this many days.")
 
     def handle(self, *args: Any, name: str, read_only: bool, expires_in_days: int | None, **options: Any) -> None:
+        # As the admin's form: a longer name ended in a DataError traceback on PostgreSQL (stored whole on
+        # SQLite), a blank one made a key list_api_keys and the admin show without a name.
+        longest = ApiKey._meta.get_field("name").max_length or 0
+        if not name.strip() or len(name) > longest:
+            raise CommandError(
+                f"The name must be 1 to {longest} characters, not {len(name)}: who or what the key is for."
+            )
         expires_at = _expiry(expires_in_days) if expires_in_days is not None else None
         scope = ApiKeyScope.READ_ONLY if read_only else ApiKeyScope.FULL
         record, key = api_key_create(name=name, scope=scope, expires_at=expires_at)
