@@ -128,8 +128,12 @@ def api_key_find(*, id_or_prefix: str) -> ApiKey:
             raise ApiKey.DoesNotExist(f"No API key has the id {id_or_prefix}.")
         return found
     matches = list(ApiKey.objects.filter(prefix__startswith=id_or_prefix)[:2])
-    if len(matches) != 1:
-        raise ApiKey.DoesNotExist(f"{len(matches) or 'no'} API keys match {id_or_prefix!r}.")
+    if not matches:
+        raise ApiKey.DoesNotExist(f"no API keys match {id_or_prefix!r}.")
+    if len(matches) > 1:  # two are read, not counted: "2 API keys match" was said of four
+        raise ApiKey.DoesNotExist(
+            f"more than one API key matches {id_or_prefix!r}: give more of its prefix, or its id (list_api_keys)."
+        )
     return matches[0]
 
 

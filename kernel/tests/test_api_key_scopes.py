@@ -205,3 +205,15 @@ def test_keys_are_created_listed_and_revoked_from_the_cli(capsys):
         call_command("revoke_api_key", "nothing")
     with pytest.raises(CommandError, match="No API key has the id 99999"):
         call_command("revoke_api_key", "99999")
+
+
+def test_a_prefix_several_keys_start_with_is_refused_without_miscounting_them():
+    """Four keys starting "dyn_" were refused as "2 API keys match 'dyn_'" (two were read, not counted)."""
+    for name in ("a", "b", "c", "d"):
+        call_command("create_api_key", name)
+    with pytest.raises(CommandError) as refused:
+        call_command("revoke_api_key", "dyn_")
+    assert str(refused.value) == (
+        "more than one API key matches 'dyn_': give more of its prefix, or its id (list_api_keys)."
+    )
+    assert not ApiKey.objects.filter(revoked_at__isnull=False).exists()
