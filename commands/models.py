@@ -34,6 +34,13 @@ class Command(models.Model):
     response = models.JSONField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_description = models.TextField(blank=True)
+    # db_default: the release before it records commands without it.
+    error_details = models.JSONField(
+        default=dict,
+        db_default={},
+        blank=True,
+        help_text="A CALLERROR's errorDetails as the charger sent them (vendor data, at most 4 KiB of JSON).",
+    )
     response_violations = models.JSONField(
         default=dict, blank=True, help_text="How the charger's answer breaks the OCPP response schema, per field."
     )

@@ -4,7 +4,9 @@ ahead (``outcome_writes``)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from commands import catalog, charger_passwords
 from commands.models import Command, CommandState
@@ -42,9 +44,12 @@ OUTCOME_FIELDS = [
     "response_violations",
     "error_code",
     "error_description",
+    "error_details",
     "latency_ms",
     "completed_at",
 ]
+# The most of a CALLERROR's errorDetails a command keeps, as JSON text (a frame may carry 64 KiB of them).
+ERROR_DETAILS_MAX_CHARS = 4096
 _ERROR_CODE_MAX_LENGTH: int = Command._meta.get_field("error_code").max_length  # type: ignore[assignment]  # a CharField's
 # The states of a charger's answer (its route, if any, follows it: ``routes.answer_follow``); a
 # lenient model's answer passed on (``answer_passed_on``) is answered too.
@@ -59,8 +64,8 @@ PASSED_ON = (
 def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: datetime) -> None:
     """Set ``OUTCOME_FIELDS`` on ``command`` (not saved) for ``outcome``: its state
     (``state_for``), the answer in snake_case (a CALLRESULT, valid or not; a charger password it
-    reports redacted), its violations, the CALLERROR's code and description, the round trip (ms)
-    and ``completed_at``."""
+    reports redacted), its violations, the CALLERROR's code, description and details
+    (``error_details_kept``), the round trip (ms) and ``completed_at``."""
     command.state = state_for(command.command, outcome)
     if outcome.outcome in (Outcome.RESULT, Outcome.INVALID_RESPONSE):
         response = catalog.from_ocpp_payload(command.command, outcome.payload)
@@ -69,8 +74,29 @@ def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: dat
     command.error_code = outcome.error_code[:_ERROR_CODE_MAX_LENGTH]  # a charger's code of any length, cut to fit
     passed_on = outcome.outcome == Outcome.RESULT and command.state == CommandState.INVALID_RESPONSE
     command.error_description = PASSED_ON if passed_on else outcome.error_description
+    command.error_details = error_details_kept(outcome.error_details)
     command.latency_ms = outcome.latency_ms
     command.completed_at = completed_at
+
+
+def error_details_kept(details: dict[str, Any]) -> dict[str, Any]:
+    """A CALLERROR's errorDetails as a command keeps them: whole when their JSON fits
+    ``ERROR_DETAILS_MAX_CHARS``, else the members that fit, in their order, each whole (vendor
+    data: no key or value rewritten)."""
+    if len(_json_text(details)) <= ERROR_DETAILS_MAX_CHARS:
+        return details
+    kept: dict[str, Any] = {}
+    size = len("{}")
+    for key, value in details.items():
+        member = len(_json_text({key: value})) - len("{}") + (1 if kept else 0)  # and its comma
+        if size + member <= ERROR_DETAILS_MAX_CHARS:
+            kept[key] = value
+            size += member
+    return kept
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def state_for(command: str, outcome: CallOutcome) -> str:

@@ -25,6 +25,7 @@ class CommandSerializer(serializers.ModelSerializer):
             "response",
             "error_code",
             "error_description",
+            "error_details",
             "response_violations",
             "requested_by",
             "idempotency_key",

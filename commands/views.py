@@ -84,7 +84,7 @@ def command_http_response(command: Command) -> Response:
         code = command.error_code or "InternalError"
         message = command.error_description or _ERROR_MESSAGES.get(code, "The charge point answered with an error.")
         http_status = 501 if code in ("NotSupported", "NotImplemented") else 502
-        body = error_body(code, message, charge_point_id=identity)
+        body = error_body(code, message, charge_point_id=identity, details=command.error_details)
     elif command.state == CommandState.NOT_CONNECTED and command.error_description.startswith(CHANNEL_LAYER_FAILED):
         # A dependency down, not the charger: it may well be connected.
         http_status, body = (

@@ -247,3 +247,31 @@ async def test_set_variables_refused_for_one_variable_is_a_409_naming_its_status
     _, status, reply = await answered(daphne, api_key, "2.0.1", "CP-VARS", "set_variables", body, answer)
     assert (status, reply["error"]) == (409, "UnknownComponent")
     assert (await Command.objects.aget()).state == "rejected"
+
+
+async def callerror_answered(daphne, api_key, charge_point_id: str, details: Any) -> tuple[int, Any, Command]:
+    """POST a 2.0.1 reset, answer it with an InternalError CALLERROR of ``details``."""
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        url = f"{daphne.http_url}/api/v1/ocpp201/{charge_point_id}/reset"
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Immediate"}))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        await websocket.send(json.dumps([4, call[1], "InternalError", "boom", details]))
+        status, reply = await post
+    return status, reply, await Command.objects.aget(charge_point_identity=charge_point_id)
+
+
+async def test_a_callerror_s_details_are_kept_in_the_502_and_the_command(daphne, api_key):
+    """Round 52's probe: ``[4,id,"InternalError","boom",{"a":1}]`` was a 502 and a command without the
+    charger's errorDetails, the only say of many firmwares on what went wrong."""
+    details = {"a": 1, "vendorCode": "E-0042", "nested": {"slot": [1, 2]}}
+    status, reply, record = await callerror_answered(daphne, api_key, "CP-DETAILS", details)
+    assert (status, reply["error"], reply["message"], reply["details"]) == (502, "InternalError", "boom", details)
+    assert (record.state, record.error_code, record.error_details) == ("call_error", "InternalError", details)
+
+
+async def test_a_callerror_s_oversized_details_keep_the_members_that_fit(daphne, api_key):
+    details = {"code": "E-1", "dump": "x" * 20_000, "slot": 3}
+    status, reply, record = await callerror_answered(daphne, api_key, "CP-BIG-DETAILS", details)
+    kept = {"code": "E-1", "slot": 3}
+    assert (status, reply["details"], record.error_details) == (502, kept, kept)
