@@ -82,13 +82,14 @@ class BillingRecord(models.Model):
 
 class SessionTariff(models.Model):
     """The tariff an open session started under, kept when an operator changes what would price it
-    (a charger's own tariff, a tariff's default flag or validity): the session is billed with the
-    tariff valid at its start, not the one that applies when it ends (``billing.services``)."""
+    (a charger's own tariff, a tariff's default flag or validity, a new default): the session is
+    billed with the tariff valid at its start, not the one that applies when it ends
+    (``billing.services``). No tariff (null): the session started under none, and stays unpriced."""
 
     transaction = models.OneToOneField(
         "charging.Transaction", on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
-    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="+")
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
 
     def __str__(self) -> str:
         return f"Tariff {self.tariff_id} for transaction {self.transaction_id}"

@@ -45,7 +45,8 @@ def billed_total(*, transaction_id: int) -> Decimal | None:
 def tariff_for(*, charge_point: ChargePoint, at: datetime, transaction_pk: int | None = None) -> Tariff | None:
     """The charger's own tariff if valid at ``at``, else the default tariff valid then (also for a
     charger whose row is gone, e.g. deleted while its session was being stopped). For a session
-    (``transaction_pk``) whose tariff an operator's change kept (``SessionTariff``), that one.
+    (``transaction_pk``) whose tariff an operator's change kept (``SessionTariff``), that one, or
+    none if it started under none (a default created since does not price it).
 
     Among several valid defaults the one that became valid last wins.
 
@@ -55,8 +56,8 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime, transaction_pk: int |
     kept = _tariffs_kept()
     if kept is not None:
         own_ids, tariffs, kept_for = kept
-        pinned = kept_for.get(transaction_pk) if transaction_pk is not None else None
-        if pinned is not None:
+        if transaction_pk in kept_for:
+            pinned = kept_for[transaction_pk]
             return next((tariff for tariff in tariffs if tariff.pk == pinned), None)
         return tariff_chosen(tariffs, own_ids.get(charge_point.pk), at)
     if connection.vendor == "postgresql":  # one plain statement (issue 15)
@@ -66,8 +67,10 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime, transaction_pk: int |
             Tariff,
             f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t"
             f" LEFT JOIN (SELECT tariff_id FROM {ChargePoint._meta.db_table} WHERE id = %s) c ON true"
-            f" LEFT JOIN (SELECT tariff_id FROM {SessionTariff._meta.db_table} WHERE transaction_id = %s) s ON true"
-            " WHERE t.id = s.tariff_id OR (s.tariff_id IS NULL"
+            # s.kept: a row kept for the session, whose tariff_id is null if it started under none
+            f" LEFT JOIN (SELECT tariff_id, true AS kept FROM {SessionTariff._meta.db_table}"
+            " WHERE transaction_id = %s) s ON true"
+            " WHERE t.id = s.tariff_id OR (s.kept IS NULL"
             " AND (t.valid_from IS NULL OR t.valid_from <= %s) AND (t.valid_to IS NULL OR t.valid_to > %s)"
             " AND (t.id = c.tariff_id OR t.is_default))"
             " ORDER BY COALESCE(t.id = c.tariff_id, false) DESC, t.valid_from DESC NULLS LAST, t.created_at DESC"
@@ -76,9 +79,9 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime, transaction_pk: int |
         )
         return found[0] if found else None
     if transaction_pk is not None:
-        kept_tariff = Tariff.objects.filter(pk__in=_kept_for(transaction_id=transaction_pk)).first()
-        if kept_tariff is not None:
-            return kept_tariff
+        kept_row = SessionTariff.objects.filter(transaction_id=transaction_pk).select_related("tariff").first()
+        if kept_row is not None:
+            return kept_row.tariff
     if charge_point.tariff_id is not None:
         own = Tariff.objects.filter(_valid_at(at), pk=charge_point.tariff_id).first()
         if own is not None:
@@ -88,10 +91,6 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime, transaction_pk: int |
         .order_by(F("valid_from").desc(nulls_last=True), "-created_at")
         .first()
     )
-
-
-def _kept_for(**filters: Any) -> QuerySet[SessionTariff, int]:
-    return SessionTariff.objects.filter(**filters).values_list("tariff_id", flat=True)
 
 
 def open_sessions_started_under(*, tariff_ids: set[int]) -> list[Transaction]:
@@ -142,14 +141,14 @@ TARIFFS_TOPIC = "tariffs"
 # queryset ``update()``, raw SQL) or whose notice is lost prices stops no longer than this.
 TARIFFS_KEPT_SECONDS = 10.0
 # What tariff_for chooses from: (charger primary key -> its own tariff's id, for the chargers that
-# have one; every tariff; session primary key -> the tariff kept for it, ``SessionTariff``).
+# have one; every tariff; session primary key -> the tariff kept for it, ``SessionTariff``: None
+# for a session started under none).
 # Read by the batch threads, forgotten on the event loop.
-_kept: cache_changes.KeptValue[tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]] = cache_changes.KeptValue(
-    TARIFFS_TOPIC, seconds=TARIFFS_KEPT_SECONDS
-)
+_Kept = tuple[dict[int, int], tuple[Tariff, ...], dict[int, int | None]]
+_kept: cache_changes.KeptValue[_Kept] = cache_changes.KeptValue(TARIFFS_TOPIC, seconds=TARIFFS_KEPT_SECONDS)
 
 
-def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]] | None:
+def _tariffs_kept() -> _Kept | None:
     """Every tariff, the chargers' own tariffs and those kept for sessions (three statements
     when read again, at most every ``TARIFFS_KEPT_SECONDS``), while this process listens to
     ``kernel.cache_changes`` (a gateway process); a tariff saved or deleted, or a charger's tariff
@@ -160,12 +159,12 @@ def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]
     return kept if kept is not None else _kept.read(_tariffs_and_kept_read)
 
 
-def _tariffs_and_kept_read() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]:
+def _tariffs_and_kept_read() -> _Kept:
     # The sessions' first, then the chargers': a tariff either names existed before, so it is read next.
     # Every kept one, not only the open sessions': read in a stop's database transaction, its own
     # session is ended already, and its stop must still be priced with the tariff kept for it (the
     # ended sessions' are removed at the next change, ``services.open_session_tariffs_kept``).
-    kept_for = dict(SessionTariff.objects.values_list("transaction_id", "tariff_id"))
+    kept_for: dict[int, int | None] = dict(SessionTariff.objects.values_list("transaction_id", "tariff_id"))
     return (*tariffs_read(), kept_for)
 
 

@@ -101,7 +101,9 @@ def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
     tariff, or a new default, mid-session must not re-price the part already charged at the old
     prices. One read of the open sessions and one insert, at an operator's change, never at a stop;
     the kept tariffs of sessions ended since are removed (their billing records name theirs), so the
-    table holds about the sessions open at the last change, however many changes there were."""
+    table holds about the sessions open at the last change, however many changes there were. A
+    session started under no tariff keeps none (a row without one): a default created mid-session
+    does not price it."""
     SessionTariff.objects.exclude(transaction__status=TransactionStatus.ACTIVE).delete()
     kept = SessionTariff.objects.values("transaction_id")
     sessions = Transaction.objects.filter(status=TransactionStatus.ACTIVE).exclude(pk__in=kept)
@@ -112,7 +114,7 @@ def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
         return
     own_ids, tariffs = selectors.tariffs_read()
     chosen = ((pk, selectors.tariff_chosen(tariffs, own_ids.get(cp_pk), at)) for pk, cp_pk, at in started)
-    rows = [SessionTariff(transaction_id=pk, tariff_id=tariff.pk) for pk, tariff in chosen if tariff is not None]
+    rows = [SessionTariff(transaction_id=pk, tariff_id=tariff.pk if tariff else None) for pk, tariff in chosen]
     SessionTariff.objects.bulk_create(rows, ignore_conflicts=True)
 
 

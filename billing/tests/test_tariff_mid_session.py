@@ -89,6 +89,23 @@ def test_a_new_default_or_the_default_flag_moved_mid_session(api_client, registe
     assert billed(second).total == Decimal("1.00")
 
 
+def test_a_session_started_without_a_tariff_stays_unpriced(api_client, register_charge_point, vendor):
+    """Helper 22's probe: no tariff for the charger nor a default at the start, a default posted
+    mid-session priced the session at its stop (the kept tariffs could not say "none")."""
+    register_charge_point("CP-1")
+    register_charge_point("CP-2")
+    first, second = started("CP-1"), started("CP-2")
+    own = tariff("Own", "0.50")
+    assert api_client.patch("/api/v1/chargepoints/CP-2", {"tariff": own.pk}, format="json").status_code == 200
+    new = {"name": "New", "currency": "EUR", "price_per_kwh": "0.90", "is_default": True}
+    assert api_client.post("/api/v1/tariffs/", new, format="json").status_code == 201
+    for session in (first, second):
+        record = billed(session)
+        assert (record.tariff_id, record.currency, record.total, record.needs_review) == (None, "", 0, True)
+    assert billed(started("CP-1")).total == Decimal("9.00")  # started under the new default
+    assert billed(started("CP-2")).total == Decimal("5.00")
+
+
 def test_the_tariff_an_open_session_started_under_is_not_deleted(api_client, register_charge_point):
     own = tariff("Own", "0.10")
     tariff("Default", "0.90", is_default=True)

@@ -298,9 +298,14 @@ def test_transactions_and_billing_records_are_not_edited_by_hand(ops, parked):
     assert ops.get("/admin/billing/billingrecord/add/").status_code == 403
 
 
-def test_billing_records_download_as_csv(ops, parked):
+@pytest.fixture
+def default_tariff(db) -> Tariff:
+    return Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.25"), is_default=True)
+
+
+def test_billing_records_download_as_csv(ops, default_tariff, parked):
+    """The session started under the default tariff (one created mid-session would not price it)."""
     session, item = parked
-    Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.25"), is_default=True)
     _attach(ops, item, session)
     record = BillingRecord.objects.get(transaction=session)
 

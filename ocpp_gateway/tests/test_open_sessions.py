@@ -294,24 +294,31 @@ def _tariff_assigned(charge_point_id: str, name: str, price_per_kwh: str) -> Non
     charger.save()
 
 
-async def test_a_known_sessions_stop_reads_neither_the_session_nor_the_charger_and_bills_the_tariff_of_now(
+async def test_a_known_sessions_stop_reads_neither_the_session_nor_the_charger_and_bills_the_tariff_as_committed(
     register_charge_point,
 ):
     await sync_to_async(register_charge_point)("CP-OS-8")
     open_sessions_bind()
     group = CommitGroup(max_units=64)
     pk = await _kept_session("CP-OS-8", group)
-    # The tariff changes after the connection kept the session: the stop bills the one now assigned.
+    # The tariff assigned after the connection kept the session prices the sessions started after it:
+    # this one started under none and stays unpriced.
     await _tariff_assigned("CP-OS-8", "own", "0.50")
     reads = await group.run(_stop_reads, charge_point_id="CP-OS-8", pk=pk, meter_stop=3000, minutes=10)
     assert reads == []
     session = await _session(pk)
     assert (session.status, session.energy_wh, session.stop_reason) == (TransactionStatus.ENDED, Decimal(2000), "Local")
-    assert await _billing(pk) == [("own", Decimal(2000), Decimal("1.00"))]
+    assert await _billing(pk) == [("", Decimal(2000), Decimal("0.00"))]
     # Ended: the connection keeps it no more; the resent stop reads the row and is a replay.
     reads = await group.run(_stop_reads, charge_point_id="CP-OS-8", pk=pk, meter_stop=3000, minutes=10)
     assert reads
-    assert await _billing(pk) == [("own", Decimal(2000), Decimal("1.00"))]
+    assert await _billing(pk) == [("", Decimal(2000), Decimal("0.00"))]
+    # The connection's next session bills the tariff as committed, not as the connection first saw it.
+    following = await group.run(
+        _start16, charge_point_id="CP-OS-8", meter_start=4000, started_at=T0 + timedelta(minutes=20)
+    )
+    await group.run(_stop_reads, charge_point_id="CP-OS-8", pk=following, meter_stop=6000, minutes=30)
+    assert await _billing(following) == [("own", Decimal(2000), Decimal("1.00"))]
 
 
 async def test_a_stop_after_the_csms_closed_the_kept_session_replaces_that_close(register_charge_point):

@@ -187,6 +187,19 @@ async def test_a_listening_process_keeps_the_tariff_an_open_session_started_unde
     assert await asked(charge_point) == ("dear", 0)
 
 
+async def test_a_listening_process_keeps_no_tariff_for_a_session_started_under_none(listening):
+    """A default created mid-session does not price a session that started without a tariff."""
+    charge_point = await sync_to_async(fleet.charge_point_register)(charge_point_id="CP-NONE", heartbeat_interval=60)
+    session = await Transaction.objects.acreate(
+        charge_point=charge_point, ocpp_version="1.6", start_key="k", started_at=JAN, connector_id=1
+    )
+    asked = sync_to_async(_tariff_asked)
+    assert await asked(charge_point, session.pk) == (None, 3)
+    await sync_to_async(tariff_save)(name="default", currency="EUR", is_default=True)
+    assert await asked(charge_point, session.pk) == (None, 3)
+    assert await asked(charge_point) == ("default", 0)
+
+
 async def test_kept_tariffs_are_forgotten_after_a_migrate_or_a_flush(listening):
     """A flush (each transactional test's) empties the tariffs without a model signal: a kept
     tariff that is gone would fail the billing record's foreign key."""
