@@ -11,6 +11,7 @@ from kernel.money import minor_unit, round_money
 from kernel.serializers import MoneyTotalField, QueryParamsSerializer, UnknownFieldsRefused, WattHoursField
 
 _PRICE = {"min_value": Decimal(0)}
+_PRICES = ("price_per_kwh", "price_per_minute", "session_fee", "idle_fee_per_minute")
 
 
 class TariffSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
@@ -55,6 +56,9 @@ class TariffSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         return value.upper()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in _PRICES:  # "-0" is 0 (min_value lets it through): stored and echoed as "0.00", not "-0.00"
+            if attrs.get(name) is not None and attrs[name].is_zero():
+                attrs[name] = attrs[name].copy_abs()
         valid_from = attrs.get("valid_from", getattr(self.instance, "valid_from", None))
         valid_to = attrs.get("valid_to", getattr(self.instance, "valid_to", None))
         if valid_from is not None and valid_to is not None and valid_to <= valid_from:

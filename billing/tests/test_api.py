@@ -126,6 +126,19 @@ def test_a_minimal_tariff_gets_the_defaults(api_client):
     assert (body["valid_from"], body["valid_to"], body["is_default"]) == (None, None, False)
 
 
+def test_a_price_of_minus_zero_is_zero(api_client):
+    """Helper 22's probe: "-0" passed the minimum of 0 and the answer echoed "-0.0000" and "-0.00"
+    (a GET then read "0.0000": the database has no negative zero)."""
+    minus_zero = {"price_per_kwh": "-0", "price_per_minute": "-0.0", "session_fee": "-0", "idle_fee_per_minute": -0.0}
+    created = api_client.post("/api/v1/tariffs/", {"name": "Free", "currency": "EUR", **minus_zero}, format="json")
+    prices = ("price_per_kwh", "price_per_minute", "session_fee", "idle_fee_per_minute")
+    assert [created.json()[name] for name in prices] == ["0.0000", "0.0000", "0.00", "0.0000"]
+    url = f"/api/v1/tariffs/{created.json()['id']}"
+    assert api_client.patch(url, {"price_per_kwh": "-0.00"}, format="json").json()["price_per_kwh"] == "0.0000"
+    yen = api_client.post("/api/v1/tariffs/", {"name": "Yen", "currency": "JPY", "session_fee": "-0"}, format="json")
+    assert yen.json()["session_fee"] == "0"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
