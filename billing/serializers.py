@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
-from kernel.money import minor_unit, round_money
+from kernel.money import is_currency, minor_unit, round_money
 from kernel.serializers import MoneyTotalField, QueryParamsSerializer, UnknownFieldsRefused, WattHoursField
 
 _PRICE = {"min_value": Decimal(0)}
@@ -51,9 +51,13 @@ class TariffSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         return data
 
     def validate_currency(self, value: str) -> str:
-        if not (value.isascii() and value.isalpha()):  # before upper(): "ß" becomes "SS"
-            raise serializers.ValidationError("Use a three-letter ISO 4217 code, e.g. EUR.")
-        return value.upper()
+        """An ISO 4217 currency's code, in any case (``kernel.money.is_currency``): three letters that
+        name none (``EUX``, ``XXX``) priced sessions in a currency nobody can pay. A tariff's code
+        sent back unchanged is taken (one saved before the check, a withdrawn currency's)."""
+        code = value.upper() if value.isascii() else value  # before upper(): "ß" becomes "SS"
+        if is_currency(code) or (self.instance is not None and code == self.instance.currency):
+            return code
+        raise serializers.ValidationError("Use a three-letter ISO 4217 currency code, e.g. EUR.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for name in _PRICES:  # "-0" is 0 (min_value lets it through): stored and echoed as "0.00", not "-0.00"

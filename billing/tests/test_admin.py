@@ -30,6 +30,7 @@ FORM = {
     [
         ({"price_per_kwh": "-1"}, "price_per_kwh"),
         ({"currency": "ß€$"}, "currency"),
+        ({"currency": "EUX"}, "currency"),
         ({"currency": "JPY", "session_fee": "1.50"}, "session_fee"),
     ],
 )

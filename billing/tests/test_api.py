@@ -163,6 +163,26 @@ def test_a_bad_tariff_is_a_400_naming_the_field(api_client, change, field):
     assert list(response.json()["details"]) == [field]
 
 
+@pytest.mark.parametrize(
+    ("currency", "accepted"),
+    [("EUX", False), ("XXX", False), ("xau", False), ("CLF", False), ("usd", True), ("XOF", True), ("ZWG", True)],
+)
+def test_a_currency_is_an_iso_4217_code_something_is_billed_in(api_client, currency, accepted):
+    """Helper 22's probe: any three letters were a currency (a typo's EUX priced sessions in a
+    currency nobody pays; XXX is ISO's code for no currency, XAU an ounce of gold, CLF has 4 decimals)."""
+    response = api_client.post("/api/v1/tariffs/", {**TARIFF, "currency": currency, "session_fee": "1"}, format="json")
+    assert response.status_code == (201 if accepted else 400)
+    if not accepted:
+        assert list(response.json()["details"]) == ["currency"]
+
+
+def test_a_tariff_saved_before_the_currency_check_keeps_its_code(api_client):
+    saved = Tariff.objects.create(name="Old", currency="EUX")
+    url = f"/api/v1/tariffs/{saved.pk}"
+    assert api_client.put(url, {"name": "Renamed", "currency": "eux"}, format="json").status_code == 200
+    assert api_client.patch(url, {"currency": "EUY"}, format="json").status_code == 400
+
+
 def test_a_partial_update_checks_the_window_against_the_stored_start(api_client):
     tariff_id = api_client.post("/api/v1/tariffs/", TARIFF, format="json").json()["id"]
     response = api_client.patch(f"/api/v1/tariffs/{tariff_id}", {"valid_to": "2025-06-01T00:00:00Z"}, format="json")
