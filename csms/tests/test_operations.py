@@ -129,6 +129,20 @@ async def test_unknown_actions_are_counted_as_other(daphne_factory, tmp_path):
     assert "MadeUpAction" not in text
 
 
+def test_a_scrape_while_the_database_does_not_answer_keeps_every_other_series(daphne_factory, tmp_path):
+    """The outbox's figures waited the pool's timeout (here a minute) while PostgreSQL was away: the
+    scrape outlived Prometheus's own timeout (10 s, this one's too) and every series was lost."""
+    server = daphne_factory(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/none",
+        CSMS_DB_POOL_TIMEOUT="60",
+        CSMS_METRICS_DIR=str(tmp_path / "metrics"),
+    )
+    text = scrape(server)
+    assert re.search(r"^csms_group_commit_batch_units_count 0\.0$", text, re.M)
+    assert "csms_webhook_deliveries_pending" not in text
+    assert "webhook backlog not read, the database did not answer within 3 s" in server.log()
+
+
 def test_webhook_backlog_is_scraped_from_the_outbox(daphne):
     text = scrape(daphne)
     assert re.search(r"^csms_webhook_deliveries_pending 0\.0$", text, re.M)
