@@ -51,6 +51,13 @@ for _host in ALLOWED_HOSTS:
             f"DJANGO_ALLOWED_HOSTS: {_host!r} is not a host name: give it without scheme, port or path"
             " (csms.example.com, 192.168.1.20, [::1])."
         )
+    # Django's wildcards are "*" alone and a leading "." (.example.com: it and its subdomains); a "*" in a
+    # name (*.example.com, a certificate's or nginx's spelling) is compared as it is and matched no request.
+    if "*" in _host and _host != "*":
+        raise ImproperlyConfigured(
+            f"DJANGO_ALLOWED_HOSTS: {_host!r} matches no host: Django's wildcards are * alone (any host)"
+            " and a leading dot (.example.com: example.com and its subdomains)."
+        )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # Django's system check refuses an origin without its scheme, but only in manage.py: `make serve`, daphne and
 # Celery run no checks, and served on with an entry that matches no origin.

@@ -166,6 +166,16 @@ def test_an_allowed_host_with_scheme_port_or_path_stops_the_start(tmp_path, host
     )
 
 
+@pytest.mark.parametrize("host", ["*.example.com", "csms.*", "*example.com"])
+def test_an_allowed_host_with_a_wildcard_django_does_not_know_stops_the_start(tmp_path, host):
+    """Django compares it as it is (its wildcards are ``*`` alone and a leading dot): it matched no
+    request, and every API call and admin page behind that name was a 400."""
+    assert refusal(tmp_path, DJANGO_ALLOWED_HOSTS=f"localhost,{host}") == (
+        f"DJANGO_ALLOWED_HOSTS: {host!r} matches no host: Django's wildcards are * alone (any host)"
+        " and a leading dot (.example.com: example.com and its subdomains)."
+    )
+
+
 def test_allowed_hosts_of_names_addresses_and_patterns_start(tmp_path):
     hosts = "localhost,127.0.0.1,[::1],[2001:db8::1],.example.com,*,csms.local"
     assert started(tmp_path, DJANGO_ALLOWED_HOSTS=hosts)["hosts"] == hosts.split(",")
