@@ -311,6 +311,7 @@ class OcppRouter(RoutedChargePoint):
     _refusals: TokenBucket | None = None  # the refused CALLs answered (``_refusals_answered``), once refused
     _asked_while_pending: frozenset[str] = frozenset()  # actions the CSMS asked for while not commissioned
     _asked_earlier: frozenset[tuple[str, int]] = frozenset()  # statuses of requests made on an earlier connection
+    _frame_received = 0.0  # perf_counter() when the frame being routed arrived (``route_message``)
 
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
@@ -372,6 +373,7 @@ class OcppRouter(RoutedChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
+        self._frame_received = time.perf_counter()  # a frame refused unread is counted from here (``_send_message``)
         # An oversized frame counts against the rate too: each one refused is an answer and a log line.
         if (
             not self._frame_budget.take()
@@ -930,6 +932,15 @@ class OcppRouter(RoutedChargePoint):
                 action=action if action in self.route_map else "other",
                 outcome=message.error_code if isinstance(message, CallError) else "result",
                 seconds=time.perf_counter() - self._call_received,
+            )
+        elif isinstance(message, CallError):
+            # A frame refused before its action was read (over the frame rate, oversized, not JSON, nested
+            # too deep): its CALLERROR counted as of an action the CSMS does not know, in the same spelling.
+            metrics.ocpp_call_answered(
+                ocpp_version=self._ocpp_version,
+                action="other",
+                outcome=message.error_code,
+                seconds=time.perf_counter() - self._frame_received,
             )
 
     def _log(

@@ -129,6 +129,29 @@ async def test_unknown_actions_are_counted_as_other(daphne_factory, tmp_path):
     assert "MadeUpAction" not in text
 
 
+async def test_calls_refused_before_they_are_read_are_counted_as_other(daphne_factory, tmp_path):
+    """A CALL refused over the frame rate (GenericError), oversized or not JSON (FormatViolation) got its
+    CALLERROR back and was counted nowhere: a charger flooding the CSMS moved no series."""
+    server = daphne_factory(
+        CSMS_METRICS_DIR=str(tmp_path / "metrics"), CSMS_MAX_FRAMES_PER_SECOND="1", CSMS_FRAME_BURST="3"
+    )
+    await ChargePoint.objects.acreate(charge_point_id="CP-R", heartbeat_interval=60)
+    async with raw_socket(server, "1.6", "CP-R") as websocket:
+        await websocket.send('[2,"big","DataTransfer",{"vendorId":"V","data":"' + "x" * 70000 + '"}]')
+        assert '"FormationViolation"' in await websocket.recv()
+        await websocket.send('[2,"bad","Heartbeat",{')
+        assert '"FormationViolation"' in await websocket.recv()
+        for number in range(4):  # sent without waiting: those queued behind the first are refused
+            await websocket.send(f'[2,"h{number}","Heartbeat",{{}}]')
+        answers = [await websocket.recv() for _ in range(4)]
+    refused = sum('"GenericError"' in answer for answer in answers)
+    assert refused >= 1, answers
+    text = scrape(server)
+    assert sample(text, "csms_ocpp_messages_total", action="other", outcome="FormatViolation") == 2
+    assert sample(text, "csms_ocpp_messages_total", action="other", outcome="GenericError") == refused
+    assert sample(text, "csms_ocpp_handler_seconds_count", action="other") == 2 + refused
+
+
 def test_a_scrape_while_the_database_does_not_answer_keeps_every_other_series(daphne_factory, tmp_path):
     """The outbox's figures waited the pool's timeout (here a minute) while PostgreSQL was away: the
     scrape outlived Prometheus's own timeout (10 s, this one's too) and every series was lost."""
