@@ -20,15 +20,17 @@ from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
 from charging.admin.shared import id_tags_folded
 from kernel.admin_lists import CappedList, TimeRangeFilter
+from kernel.admin_mixins import ChangedOnThePageForm
 from kernel.money import round_money
 from kernel.streaming import in_request_thread
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
 
-class TariffForm(forms.ModelForm):
+class TariffForm(ChangedOnThePageForm, forms.ModelForm):
     """A tariff as the API checks it (``TariffSerializer``: no negative price, an ISO 4217 code, a fee
-    in the currency's minor unit, a validity that ends after it starts): one rule set for both."""
+    in the currency's minor unit, a validity that ends after it starts): one rule set for both. Its
+    ``changed_data`` is what the operator changed on the page (``ChangedOnThePageForm``)."""
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -67,6 +69,17 @@ class TariffAdmin(admin.ModelAdmin):
     def fee(self, obj: Tariff) -> str:
         """With its currency's decimals ("0.50" EUR, "0.125" KWD): the column keeps 3 for all."""
         return str(round_money(obj.session_fee, obj.currency))
+
+    def save_model(self, request: HttpRequest, obj: Tariff, form: forms.ModelForm, change: bool) -> None:
+        """A change writes, as the API's (``tariff_save``), only what the operator changed on the page,
+        on the tariff's row as it stands, locked: the form wrote back every field as the page showed
+        it, so a tariff ended (``valid_to``) or made the default by the API while the page was open
+        lost both to a change of its name."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        services.tariff_save(tariff=obj, **fields)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """As ``services.tariff_delete`` refuses: a tariff an open session started under is shown

@@ -56,15 +56,22 @@ class TariffPricesFixed(Exception):
 def tariff_save(*, tariff: Tariff | None = None, **fields: Any) -> Tariff:
     """Create a tariff (``tariff`` None) or change one. Raises ``TariffPricesFixed`` for a change of
     a tariff's prices once it priced a billing record or an open session started under it (its name,
-    validity end and default flag may change)."""
+    validity end and default flag may change). A change sets ``fields`` on the tariff's row as it
+    stands, locked: saved as its caller read it (an admin page open for a while), a change of its
+    name put back the ``valid_to`` or ``is_default`` another request had just given it."""
     tariff = tariff or Tariff()
-    changed = [name for name in PRICING_FIELDS if name in fields and fields[name] != getattr(tariff, name)]
-    fixed = tariff_prices_fixed(tariff=tariff, changed=changed)
-    if fixed:
-        raise TariffPricesFixed(tariff, fixed)
-    for name, value in fields.items():
-        setattr(tariff, name, value)
-    tariff.save()
+    with transaction.atomic():
+        current = Tariff.objects.select_for_update().filter(pk=tariff.pk).first() if tariff.pk is not None else None
+        if current is not None:
+            for field in Tariff._meta.concrete_fields:
+                setattr(tariff, field.attname, getattr(current, field.attname))
+        changed = [name for name in PRICING_FIELDS if name in fields and fields[name] != getattr(tariff, name)]
+        fixed = tariff_prices_fixed(tariff=tariff, changed=changed)
+        if fixed:
+            raise TariffPricesFixed(tariff, fixed)
+        for name, value in fields.items():
+            setattr(tariff, name, value)
+        tariff.save()
     return tariff
 
 

@@ -9,8 +9,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
+from billing import services
 from billing.models import BillingRecord, Tariff
 from charging.models import Transaction
+from kernel.tests.page_forms import form_as_posted
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +96,23 @@ def test_the_admin_s_csv_download_is_streamed_a_chunk_of_records_at_a_time(
         assert response.status_code == 200 and response.streaming
         lines = b"".join(response.streaming_content).decode().splitlines()
     assert len(lines) == 6 and lines[0].startswith("id,transaction_id") and "CP-CSV" in lines[-1]
+
+
+def test_a_validity_end_or_default_flag_set_while_a_tariff_s_page_is_open_is_kept_when_the_operator_saves_a_name(
+    admin_client,
+):
+    """The form posted every field as the page showed it, and the save wrote them all: a tariff the
+    API ended (``valid_to``) or made the default while its page was open lost both to a change of its
+    name. Only what the operator changed on the page is written, on the row as it stands."""
+    tariff = services.tariff_save(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"))
+    url = f"/admin/billing/tariff/{tariff.pk}/change/"
+    page = admin_client.get(url).content.decode()
+
+    ended = datetime(2030, 1, 1, tzinfo=UTC)
+    services.tariff_save(tariff=Tariff.objects.get(pk=tariff.pk), valid_to=ended, is_default=True)  # the API
+    response = admin_client.post(url, form_as_posted(page, "tariff_form", name="Standard 2030"))
+
+    assert response.status_code == 302
+    tariff.refresh_from_db()
+    assert (tariff.name, tariff.valid_to, tariff.is_default) == ("Standard 2030", ended, True)
+    assert tariff.price_per_kwh == Decimal("0.3000")
