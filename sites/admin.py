@@ -14,6 +14,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from kernel.admin_mixins import ChangedOnThePageForm
 from sites import services
 from sites.chart import allocation_chart_svg
 from sites.engine import failsafe_clear_on_commit
@@ -123,8 +124,11 @@ class SiteMemberInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class SiteForm(ModelForm):
-    """The site as the API checks it (``services.site_checked``): a conflict is the field's error."""
+class SiteForm(ChangedOnThePageForm, ModelForm):
+    """The site as the API checks it (``services.site_checked``): a conflict is the field's error.
+    Its ``changed_data`` is what the operator changed on the page (``ChangedOnThePageForm``), which
+    ``SiteAdmin.save_model`` writes: compared with the row at the save, a capacity the API changed
+    while the page was open was "changed" and put back as the page showed it."""
 
     def clean(self) -> dict[str, Any]:
         super().clean()

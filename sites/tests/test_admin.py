@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from kernel.tests.page_forms import form_as_posted
+from sites import services
 from sites.models import AllocationSnapshot, ConnectorMaximum, Site, SiteMember
 from sites.services import sites_recompute_all
 
@@ -317,3 +319,19 @@ def test_a_flag_the_engine_raised_while_the_page_was_open_is_kept_by_a_save(admi
     response = admin_client.post(f"/admin/sites/site/{site.pk}/change/", _site_form(site, [(a, {}), (b, cleared)]))
     assert response.status_code == 302
     assert list(SiteMember.objects.values_list("smart_charging_flag", "flagged_at")) == [("", None), ("", None)]
+
+
+def test_a_capacity_changed_while_a_site_s_page_is_open_is_kept_when_the_operator_saves_a_name(admin_client, site):
+    """The save writes what the form changed, but the form compared the page's values with the row at
+    the save: a capacity the API changed while the page was open differed, was "changed", and was put
+    back as the page showed it by a change of the site's name. Only what the operator changed on the
+    page is written."""
+    url = f"/admin/sites/site/{site.pk}/change/"
+    page = admin_client.get(url).content.decode()
+
+    services.site_save(site=Site.objects.get(pk=site.pk), capacity_a=Decimal(63))  # the API, meanwhile
+    response = admin_client.post(url, form_as_posted(page, "site_form", name="Depot North"))
+
+    assert response.status_code == 302
+    site.refresh_from_db()
+    assert (site.name, site.capacity_a) == ("Depot North", Decimal(63))
