@@ -25,12 +25,13 @@ HISTORY_ROWS = 50
 CHART_POINTS = 2000
 
 
-class SiteMemberForm(ModelForm):
+class SiteMemberForm(ChangedOnThePageForm, ModelForm):
     """A member as the API checks it: its phases are the site's (``services.member_phases_checked``).
     Its flag is the engine's, shown read-only: cleared by ticking ``clear_smart_charging_flag`` (as
     the API's ``smart_charging_flag: ""``, ``flagged_at`` with it), never typed in. A text box
     posted back what the page showed, so a flag the engine raised while the page was open was
-    cleared by any later save of the member (its charger steered again)."""
+    cleared by any later save of the member (its charger steered again). Its ``changed_data`` is
+    what the operator changed on the page (``ChangedOnThePageForm``)."""
 
     clear_smart_charging_flag = BooleanField(
         required=False, label="Clear flag", help_text="Steer this charger again (the engine flagged it)."
@@ -74,7 +75,15 @@ class ChargerChoice(AutocompleteSelect):
 
 
 class SiteMemberFormSet(BaseInlineFormSet):
-    """Each row's charger box labelled from the charger read with the members (``ChargerChoice``)."""
+    """Each row's charger box labelled from the charger read with the members (``ChargerChoice``).
+    A member's row writes, as the API's member update, only what the operator changed in it, on the
+    member as it stands (``services.site_member_update``): saved whole, a maximum the API changed
+    while the page was open was put back as the page showed it."""
+
+    def save_existing(self, form: Any, obj: SiteMember, commit: bool = True) -> SiteMember:
+        if not commit or not isinstance(form, SiteMemberForm):
+            return super().save_existing(form, obj, commit=commit)
+        return services.site_member_update(member=obj, **form.changed_fields())
 
     def add_fields(self, form: Any, index: Any) -> None:
         super().add_fields(form, index)

@@ -335,3 +335,23 @@ def test_a_capacity_changed_while_a_site_s_page_is_open_is_kept_when_the_operato
     assert response.status_code == 302
     site.refresh_from_db()
     assert (site.name, site.capacity_a) == ("Depot North", Decimal(63))
+
+
+def test_a_member_s_maximum_changed_while_the_site_s_page_is_open_is_kept_when_the_operator_saves_its_priority(
+    admin_client, site
+):
+    """The members' rows were saved whole, each compared with the row at the save: a maximum the API
+    lowered while the page was open was put back as the page showed it by a change of that member's
+    priority (or of nothing in its row: the difference counted as a change). Only what the operator
+    changed in a row is written, on the member as it stands."""
+    a, b = SiteMember.objects.filter(site=site).order_by("charge_point__charge_point_id")
+    url = f"/admin/sites/site/{site.pk}/change/"
+    page = admin_client.get(url).content.decode()
+
+    for member in (a, b):  # the API, meanwhile
+        services.site_member_update(member=SiteMember.objects.get(pk=member.pk), max_current_a=Decimal(16))
+    response = admin_client.post(url, form_as_posted(page, "site_form", **{"members-0-priority": "5"}))
+
+    assert response.status_code == 302
+    members = SiteMember.objects.order_by("charge_point__charge_point_id")
+    assert list(members.values_list("max_current_a", "priority")) == [(Decimal(16), 5), (Decimal(16), 0)]
