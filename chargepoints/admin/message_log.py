@@ -21,7 +21,7 @@ from ocpp.messages import MessageType
 from ocpp.v16.enums import Action as V16Action
 from ocpp.v201.enums import Action as V201Action
 
-from chargepoints.admin.shared import admin_link
+from chargepoints.admin.shared import admin_link, charger_pks_matching
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.selectors import ocpp_call_answers, ocpp_message_pair
 from kernel.admin_lists import CappedList, TimeRangeFilter
@@ -164,12 +164,14 @@ class OcppMessageAdmin(CappedList, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[OcppMessage], search_term: str
     ) -> tuple[QuerySet[OcppMessage], bool]:
         """Matches through indexes (the chargers table, then the log by charger or unique id):
-        Django's ILIKE over every column would scan the whole log."""
+        Django's ILIKE over every column would scan the whole log. The chargers looked up are the
+        first ``CHARGERS_SEARCHED`` whose id contains the term (``charger_pks_matching``): a short
+        term on a large fleet put every charger in the IN list."""
         term = search_term.strip()
         if not term:
             return queryset, False
         # A list, not a subquery: PostgreSQL ORs two index scans then, where a subquery makes it scan the log.
-        chargers = list(ChargePoint.objects.filter(charge_point_id__icontains=term).values_list("pk", flat=True))
+        chargers = charger_pks_matching(term)
         return queryset.filter(Q(charge_point_id__in=chargers) | Q(unique_id=term)), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

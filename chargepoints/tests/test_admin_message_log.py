@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 from ocpp.v16 import call as call16
 
+from chargepoints.admin.shared import CHARGERS_SEARCHED
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.selectors import ocpp_call_answers, ocpp_message_pair
 from chargepoints.services import LoggedFrame, charge_point_register, ocpp_messages_record
@@ -148,6 +149,23 @@ def test_search_finds_a_charger_by_part_of_its_id_or_a_message_by_its_unique_id(
     assert len(results(ops.get(LOG, {"q": "CP-"}))) == OcppMessage.objects.count()
     assert [m.message_type for m in results(ops.get(LOG, {"q": "cmd-2"}))] == [4, 2]
     assert results(ops.get(LOG, {"q": "cmd"})) == []  # unique ids match exactly
+
+
+def test_a_search_looks_up_at_most_the_first_chargers_searched_as_the_other_lists_do(ops):
+    """The search put every charger whose id contains the term in one IN list: a short term on a large
+    fleet bound one parameter per charger (past PostgreSQL's 65,535 a statement fails, a 500). As the
+    other lists' searches, the first ``CHARGERS_SEARCHED`` by id are looked up; a longer term finds
+    the others."""
+    ChargePoint.objects.bulk_create(
+        ChargePoint(charge_point_id=f"CP-{number:04d}", heartbeat_interval=60)
+        for number in range(CHARGERS_SEARCHED + 1)
+    )
+    for charge_point_id in ("CP-0000", f"CP-{CHARGERS_SEARCHED:04d}"):
+        log(charge_point_id, "in", [2, f"hb-{charge_point_id}", "Heartbeat", {}], T0)
+
+    assert [m.charge_point.charge_point_id for m in results(ops.get(LOG, {"q": "CP-"}))] == ["CP-0000"]
+    found = results(ops.get(LOG, {"q": f"CP-{CHARGERS_SEARCHED:04d}"}))
+    assert [m.charge_point.charge_point_id for m in found] == [f"CP-{CHARGERS_SEARCHED:04d}"]
 
 
 def test_the_charger_filter_offers_recent_chargers_not_the_whole_fleet(ops, register_charge_point):
