@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from kernel.admin_lists import CappedList, TimeRangeFilter
-from kernel.admin_mixins import ReadOnlyMixin
+from kernel.admin_mixins import ChangedOnThePageForm, ReadOnlyMixin
 from webhooks.models import (
     DeliveryState,
     EventType,
@@ -34,6 +34,7 @@ from webhooks.services import (
     webhook_delivery_resend,
     webhook_subscription_delete,
     webhook_subscription_unwanted_dropped,
+    webhook_subscription_update,
 )
 from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check, webhook_url_redacted
@@ -78,8 +79,9 @@ class EventTypesField(forms.MultipleChoiceField):
         event_types_validate(value)  # instead of the field's own checks, which would answer first
 
 
-class WebhookSubscriptionForm(forms.ModelForm):
-    """The URL passes the same check as in the API (webhooks.url_safety), the events the same rule."""
+class WebhookSubscriptionForm(ChangedOnThePageForm, forms.ModelForm):
+    """The URL passes the same check as in the API (webhooks.url_safety), the events the same rule.
+    Its ``changed_data`` is what the operator changed on the page (``ChangedOnThePageForm``)."""
 
     url = forms.URLField(max_length=2000, assume_scheme="https", widget=forms.URLInput(attrs={"class": "vURLField"}))
     events = EventTypesField(help_text="The events this receiver is sent.")
@@ -164,12 +166,18 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             webhook_subscription_delete(subscription=subscription)
 
     def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: forms.Form, change: bool) -> None:
-        if not change:
-            obj.secret = secret_new()
+        """A change writes only what the operator changed on the page, on the subscription as it
+        stands (``webhook_subscription_update``): the form wrote back every field as the page showed
+        it, so a receiver turned off through the API while the page was open was turned on again by
+        a change of its description."""
+        if change:
+            fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+            webhook_subscription_update(subscription=obj, **fields)
+            return
+        obj.secret = secret_new()
         super().save_model(request, obj, form, change)
         webhook_subscription_unwanted_dropped(subscription=obj)
-        if not change:
-            self.message_user(request, f"The signing secret, shown only now: {obj.secret}", messages.WARNING)
+        self.message_user(request, f"The signing secret, shown only now: {obj.secret}", messages.WARNING)
 
 
 class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):

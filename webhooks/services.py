@@ -150,6 +150,23 @@ def _subscribed_forget() -> None:
 cache_changes.forgetter_register(SUBSCRIPTIONS_TOPIC, _subscribed_forget)
 
 
+def webhook_subscription_update(*, subscription: WebhookSubscription, **fields: Any) -> WebhookSubscription:
+    """Change a subscription's ``fields`` (url, events, active, description) on its row as it stands,
+    locked, then fail its pending deliveries it no longer wants (``webhook_subscription_unwanted_dropped``):
+    saved as its caller read it (an admin page open for a while), a change of its description turned
+    on again a receiver the API had just turned off, and put back a secret rotated meanwhile."""
+    with transaction.atomic():
+        current = WebhookSubscription.objects.select_for_update().filter(pk=subscription.pk).first()
+        if current is not None:
+            for field in WebhookSubscription._meta.concrete_fields:
+                setattr(subscription, field.attname, getattr(current, field.attname))
+        for name, value in fields.items():
+            setattr(subscription, name, value)
+        subscription.save()
+        webhook_subscription_unwanted_dropped(subscription=subscription)
+    return subscription
+
+
 def webhook_subscriptions_changed(**_: Any) -> None:
     """WebhookSubscription's ``post_save`` / ``post_delete`` receiver: every process's kept answers
     are forgotten (this one's at once, the others' when the change commits)."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
@@ -71,5 +70,4 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         if "url" in serializer.validated_data:
             _refuse_unsafe(serializer.validated_data["url"])
-        with transaction.atomic():
-            services.webhook_subscription_unwanted_dropped(subscription=serializer.save())
+        services.webhook_subscription_update(subscription=serializer.instance, **serializer.validated_data)

@@ -7,8 +7,9 @@ from html.parser import HTMLParser
 
 
 class _FormReader(HTMLParser):
-    """The named fields of the page's ``<form id=...>``: inputs (checkboxes only when ticked),
-    the selected option of each select (else its first), the text of each textarea."""
+    """The named fields of the page's ``<form id=...>``: inputs (checkboxes only when ticked, "on"
+    for one without a value, as a browser posts it), the selected option of each select (else its
+    first), the text of each textarea."""
 
     def __init__(self, form_id: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -26,8 +27,9 @@ class _FormReader(HTMLParser):
         if not self.inside or (tag != "option" and not name):
             return
         if tag == "input" and attributes.get("type") not in ("submit", "button", "file"):
-            if attributes.get("type") not in ("checkbox", "radio") or "checked" in attributes:
-                self.data[str(name)] = attributes.get("value") or ""
+            checkable = attributes.get("type") in ("checkbox", "radio")
+            if not checkable or "checked" in attributes:  # a ticked box without a value posts "on"
+                self.data[str(name)] = attributes.get("value") or ("on" if checkable else "")
         elif tag == "select":
             self._select = str(name)
         elif tag == "option" and self._select is not None:

@@ -15,6 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
+from kernel.tests.page_forms import form_as_posted
 from webhooks import services
 from webhooks.admin import BEING_SENT_MANY
 from webhooks.models import DeliveryState, EventType, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -319,3 +320,25 @@ def test_deleting_a_subscription_counts_its_deliveries_instead_of_listing_each(
         assert superuser.post(page_url, {"post": "yes"}).status_code == 302
     assert not WebhookSubscription.objects.exists() and not WebhookDelivery.objects.exists()
     assert not WebhookAttempt.objects.exists()
+
+
+def test_a_subscription_deactivated_while_its_page_is_open_stays_off_when_the_operator_saves_a_description(
+    superuser,
+):
+    """The form posted every field as the page showed it, and the save wrote them all: a receiver its
+    integrator turned off through the API while the page was open was turned on again (and sent
+    events) by a change of its description. Only what the operator changed on the page is written,
+    on the subscription as it stands."""
+    subscription = services.webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["transaction.ended"])
+    url = f"{SUBSCRIPTIONS}{subscription.pk}/change/"
+    page = superuser.get(url).content.decode()
+
+    services.webhook_subscription_update(  # the integrator, through the API, meanwhile
+        subscription=WebhookSubscription.objects.get(pk=subscription.pk), active=False
+    )
+    response = superuser.post(url, form_as_posted(page, "webhooksubscription_form", description="Billing system"))
+
+    assert response.status_code == 302
+    subscription.refresh_from_db()
+    assert (subscription.active, subscription.description) == (False, "Billing system")
+    assert subscription.events == ["transaction.ended"]
