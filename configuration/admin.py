@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -18,6 +19,7 @@ from commands.services import CommandRefused
 from configuration import changes
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from kernel.admin_lists import CappedList
+from kernel.admin_mixins import ChangedOnThePageForm
 
 _LEARNED = ("learned_from", "learned_at", "command")
 
@@ -53,7 +55,16 @@ def _searched(term: str, charger: str, *names: str) -> Q | None:
     return found
 
 
+class _ChargerEditedForm(ChangedOnThePageForm, forms.ModelForm):
+    """The value typed in is sent to the charger when it is not the value the page showed
+    (``ChangedOnThePageForm``): compared with the store at the save, a value the charger reported
+    while the page was open (a refresh, a change from the API) read as typed in, and the page's
+    old value was sent back to the charger by a save with nothing changed."""
+
+
 class _ChargerEditedAdmin(admin.ModelAdmin):
+    form = _ChargerEditedForm
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

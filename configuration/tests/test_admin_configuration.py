@@ -14,9 +14,11 @@ from chargepoints.models import ChargePoint
 from commands.models import Command
 from commands.tests.test_admin_commands import messages_in, staff_client
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelVariable
+from configuration.services import configuration_keys_record
 from configuration.tests.conftest import ConfiguredV16Charger
 from configuration.tests.test_configuration_e2e import BOOT_16
 from conftest import ahttp, ocpp_charger
+from kernel.tests.page_forms import form_as_posted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,3 +172,29 @@ def test_a_search_by_charger_id_finds_its_rows_by_index_not_through_the_join(adm
     rows = admin_client.get(f"{url}?q=search-1").context["cl"].result_list
     chargers = {row.variable.charge_point_id if table.endswith("attribute") else row.charge_point_id for row in rows}
     assert chargers == {ChargePoint.objects.get(charge_point_id="DM-SEARCH-1").pk}
+
+
+def test_a_value_the_charger_reported_while_the_key_s_page_was_open_is_not_sent_back_by_a_save_of_the_page(
+    admin_client,
+):
+    """ "value" was in the form's ``changed_data`` when the page's value differed from the store at the
+    save: a key the charger reported anew (a refresh, a change from another page or the API) while
+    the page was open was sent back to the charger as the page showed it (ChangeConfiguration of the
+    old value) by a save of the page with nothing typed in. Only a value the operator changed is sent."""
+    charge_point = ChargePoint.objects.create(charge_point_id="CFG-STALE", ocpp_version="1.6", heartbeat_interval=60)
+    configuration_keys_record(
+        charge_point=charge_point, keys=[{"key": "MeterValueSampleInterval", "value": "60"}], complete=True
+    )
+    row = ConfigurationKey.objects.get(charge_point=charge_point, key="MeterValueSampleInterval")
+    url = f"{CHANGELIST}{row.pk}/change/"
+    page = admin_client.get(url).content.decode()
+
+    configuration_keys_record(  # a refresh, meanwhile
+        charge_point=charge_point, keys=[{"key": "MeterValueSampleInterval", "value": "300"}], complete=True
+    )
+    response = admin_client.post(url, form_as_posted(page, "configurationkey_form"), follow=True)
+
+    assert response.status_code == 200
+    assert not [text for _, text in messages_in(response.content.decode()) if "ChangeConfiguration" in text]
+    assert not Command.objects.filter(action="ChangeConfiguration").exists()
+    assert ConfigurationKey.objects.get(pk=row.pk).value == "300"
