@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Connector
 from charging.models import (
     IdTag,
     LocalAuthList,
@@ -31,6 +31,7 @@ from charging.models import (
 )
 from charging.services import authorization
 from charging.services.authorization import local_auth_list_record
+from charging.services.connectors import ConnectorInUse, connector_delete
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.reservations import reservation_record
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -714,3 +715,23 @@ def test_the_local_lists_page_counts_their_entries_without_reading_them(ops, reg
     listed = LocalAuthList.objects.get(charge_point__charge_point_id="CP-LIST-1")
     page = ops.get(f"/admin/charging/localauthlist/{listed.pk}/change/").content.decode()
     assert "TAG-2" in page
+
+
+def test_an_operator_deletes_a_connector_the_charger_no_longer_has_not_one_with_an_open_session(ops, parked):
+    """A 1.6 charger that reports one connector instead of two after a firmware update kept the old
+    one with its last status for good (API list, dashboard counts, a site's outlets): the admin and
+    the API were read-only. The admin deletes it, through ``connector_delete``; not a connector a
+    session is open on."""
+    session, _ = parked
+    charge_point = session.charge_point
+    in_use, _ = Connector.objects.get_or_create(charge_point=charge_point, connector_id=1)
+    gone = Connector.objects.create(charge_point=charge_point, connector_id=2, status="Faulted")
+
+    assert ops.post(f"/admin/chargepoints/connector/{gone.pk}/delete/", {"post": "yes"}).status_code == 302
+    refused = ops.post(f"/admin/chargepoints/connector/{in_use.pk}/delete/", {"post": "yes"})
+
+    assert refused.status_code == 200
+    assert "Open session on" in refused.content.decode()
+    assert list(Connector.objects.filter(charge_point=charge_point).values_list("connector_id", flat=True)) == [1]
+    with pytest.raises(ConnectorInUse):
+        connector_delete(connector=in_use)

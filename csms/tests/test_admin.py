@@ -108,7 +108,8 @@ def test_what_chargers_report_is_shown_not_typed_in(client, register_charge_poin
     """A connector's status, a heartbeat and the charging profiles the CSMS believes a charger holds
     come from the charger (StatusNotification, Heartbeat, an accepted SetChargingProfile): the admin
     let even a superuser add and edit them by hand (a connector "Available" that reported Faulted,
-    with no connector status webhook; a profile the site engine then counts), and delete them."""
+    with no connector status webhook; a profile the site engine then counts), and delete them (but
+    a connector its charger no longer has: ``charging.services.connectors.connector_delete``)."""
     from charging.models import InstalledChargingProfile
 
     charge_point = register_charge_point("CP-1", ocpp_version="1.6")
@@ -125,7 +126,8 @@ def test_what_chargers_report_is_shown_not_typed_in(client, register_charge_poin
         assert client.get(f"{url}{row.pk}/change/").status_code == 200, url  # shown
         assert client.get(f"{url}add/").status_code == 403, url
         assert client.post(f"{url}{row.pk}/change/", {"status": "Available", "connector_id": 2}).status_code == 403
-        assert client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403, url
+        if model is not charge_point.connectors.model:
+            assert client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403, url
     connector = charge_point.connectors.get()
     assert (connector.status, connector.connector_id) == ("Faulted", 1)
     assert charge_point.heartbeats.count() == 1 and InstalledChargingProfile.objects.count() == 1
