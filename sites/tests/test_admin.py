@@ -355,3 +355,19 @@ def test_a_member_s_maximum_changed_while_the_site_s_page_is_open_is_kept_when_t
     assert response.status_code == 302
     members = SiteMember.objects.order_by("charge_point__charge_point_id")
     assert list(members.values_list("max_current_a", "priority")) == [(Decimal(16), 5), (Decimal(16), 0)]
+
+
+def test_a_failsafe_above_a_capacity_lowered_while_the_page_was_open_is_the_field_s_error_not_a_500(admin_client, site):
+    """The form checked the site with the capacity the page showed, the save (on the row as it stands)
+    with the one the API had set meanwhile: a failsafe current within the old capacity but above the
+    new one passed the form and was refused by the save, a 500. The form checks what will be saved."""
+    url = f"/admin/sites/site/{site.pk}/change/"
+    page = admin_client.get(url).content.decode()
+
+    services.site_save(site=Site.objects.get(pk=site.pk), capacity_a=Decimal(10))  # the API, meanwhile
+    response = admin_client.post(url, form_as_posted(page, "site_form", failsafe_current_a="16"))
+
+    assert response.status_code == 200
+    assert "failsafe_current_a" in response.context["adminform"].form.errors
+    site.refresh_from_db()
+    assert (site.capacity_a, site.failsafe_current_a) == (Decimal(10), None)
