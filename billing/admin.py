@@ -35,7 +35,11 @@ class TariffForm(ChangedOnThePageForm, forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
-        data = {name: value for name, value in cleaned.items() if name in TariffSerializer.Meta.fields}
+        # A change: what the operator changed, against the tariff as it stands (``TariffAdmin.save_model``
+        # writes only that); checked with every value the page showed, a start after an end the API set
+        # meanwhile passed, and the save broke the validity constraint (a 500).
+        names = self.changed_data if self.instance.pk else list(cleaned)
+        data = {name: cleaned[name] for name in names if name in cleaned and name in TariffSerializer.Meta.fields}
         checked = TariffSerializer(instance=self.instance if self.instance.pk else None, data=data, partial=True)
         if not checked.is_valid():
             for name, messages in checked.errors.items():

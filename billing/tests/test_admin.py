@@ -116,3 +116,24 @@ def test_a_validity_end_or_default_flag_set_while_a_tariff_s_page_is_open_is_kep
     tariff.refresh_from_db()
     assert (tariff.name, tariff.valid_to, tariff.is_default) == ("Standard 2030", ended, True)
     assert tariff.price_per_kwh == Decimal("0.3000")
+
+
+def test_a_start_after_an_end_set_while_the_tariff_s_page_was_open_is_the_field_s_error_not_a_500(admin_client):
+    """The form checked the tariff with every value the page showed (no ``valid_to``), the save wrote
+    the start on the row as it stands, ended by the API meanwhile: a ``valid_from`` after that end
+    passed the form and broke the validity constraint at the save, a 500. The form checks what the
+    operator changed against the tariff as it stands."""
+    tariff = services.tariff_save(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"))
+    url = f"/admin/billing/tariff/{tariff.pk}/change/"
+    page = admin_client.get(url).content.decode()
+
+    ended = datetime(2030, 1, 1, tzinfo=UTC)
+    services.tariff_save(tariff=Tariff.objects.get(pk=tariff.pk), valid_to=ended)  # the API, meanwhile
+    response = admin_client.post(
+        url, form_as_posted(page, "tariff_form", valid_from_0="2031-01-01", valid_from_1="00:00:00")
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    tariff.refresh_from_db()
+    assert (tariff.valid_from, tariff.valid_to) == (None, ended)
