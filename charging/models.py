@@ -197,6 +197,13 @@ class Transaction(models.Model):
     energy_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
     stop_reason = models.CharField(max_length=32, blank=True)
     closed_by_csms = models.BooleanField(default=False, help_text="Closed without a stop from the charger.")
+    # db_default: the release before it inserts sessions without it
+    end_unknown = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Its charger's stop told no time of its end (a restart's, stamped 1970 or unstamped): ended at"
+        " the charger's boot, its time billed up to its last evidence, also when a late event re-prices it.",
+    )
     idle_since = models.DateTimeField(null=True, blank=True, help_text="Connected but not charging since.")
     idle_seconds = models.PositiveIntegerField(default=0, help_text="Idle time before idle_since.")
     charging_state_at = models.DateTimeField(

@@ -268,7 +268,8 @@ def transaction_finish(
 
     ``end_unknown``: the charger's stop tells no time of its end (``stopped_at`` is an upper bound,
     its charger's boot: ``transaction_stop``): its time is billed up to its last evidence, as a close
-    the CSMS made is.
+    the CSMS made is; kept on the session (``Transaction.end_unknown``), so that a late event that
+    re-prices it bills it so too.
 
     2.0.1 ``timeSpentCharging`` is a running total: the stop's (``time_spent_charging_final``) is
     the session's charging time; one only an earlier event sent (a Started's 0) counts up to that
@@ -276,6 +277,9 @@ def transaction_finish(
     """
     repriced = session.status == TransactionStatus.ENDED
     close_replaced = repriced and session.closed_by_csms and not closed_by_csms
+    # A late event re-pricing a session whose stop told no end bills it to its evidence still, not the boot
+    end_unknown = end_unknown or (repriced and session.end_unknown and not closed_by_csms)
+    session.end_unknown = end_unknown and not closed_by_csms
     session.status = TransactionStatus.ENDED
     session.stopped_at = stopped_at
     session.stop_reason = reason

@@ -1033,6 +1033,85 @@ async def test_v16_a_power_loss_stop_stamped_1970_after_the_reboot_bills_no_hour
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_power_loss_stop_ended_at_the_boot_stays_billed_to_its_evidence_when_late_readings_reprice_it(
+    daphne, version
+):
+    """Probe: a session charging 50 minutes, 4 hours without power, then the charger's stop (PowerLoss,
+    stamped 1970 after the boot) ends it at the boot, its time billed up to its last evidence (50 min).
+    A late message of its queue then re-prices it (1.6: a MeterValues with its Transaction.Begin in
+    place of a meter start of 0; 2.0.1: an Updated its Ended overtook, a lower seqNo): it was billed up
+    to the boot, the 4 hours without power charged as charging time. It stays billed to its evidence."""
+    charge_point_id = f"CLK-POWER-LOSS-REPRICED-{version}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    at_50 = format_ocpp_time(began + timedelta(minutes=50))
+    if version == "1.6":
+        boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    else:
+        boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "One"}}
+
+    def reading(at: str, wh: int, context: str) -> dict:
+        return {"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}
+
+    def event(kind: str, seq_no: int, at: str, **fields) -> dict:
+        return {
+            "eventType": kind,
+            "timestamp": at,
+            "triggerReason": "MeterValuePeriodic",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "TX-PL", **fields.pop("info", {})},
+            **fields,
+        }
+
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        if version == "1.6":
+            start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": format_ocpp_time(began)}
+            transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+            body = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading(at_50, 5000, "")]}
+            await result(websocket, "m1", "MeterValues", body)
+        else:
+            started = event(
+                "Started",
+                0,
+                format_ocpp_time(began),
+                idToken={"idToken": "T1", "type": "ISO14443"},
+                evse={"id": 1, "connectorId": 1},
+                meterValue=[reading(format_ocpp_time(began), 1000, "Transaction.Begin")],
+            )
+            await result(websocket, "s1", "TransactionEvent", started)
+            later = event("Updated", 2, at_50, meterValue=[reading(at_50, 5000, "Sample.Periodic")])
+            await result(websocket, "m1", "TransactionEvent", later)
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", boot)
+        if version == "1.6":
+            stop = {"transactionId": transaction_id, "meterStop": 5200, "timestamp": EPOCH_5S, "reason": "PowerLoss"}
+            await result(websocket, "e1", "StopTransaction", stop)
+            assert (await BillingRecord.objects.aget(transaction_id=transaction_id)).duration_seconds == 50 * 60
+            begin = [reading(format_ocpp_time(began), 1000, "Transaction.Begin")]
+            late = {"connectorId": 1, "transactionId": transaction_id, "meterValue": begin}
+            await result(websocket, "m2", "MeterValues", late)
+        else:
+            ended = event("Ended", 3, EPOCH_5S, info={"stoppedReason": "PowerLoss"})
+            ended["triggerReason"] = "AbnormalCondition"
+            ended["meterValue"] = [reading(EPOCH_5S, 5200, "Transaction.End")]
+            await result(websocket, "e1", "TransactionEvent", ended)
+            record = await BillingRecord.objects.aget(transaction__ocpp_transaction_id="TX-PL")
+            assert record.duration_seconds == 50 * 60
+            at_40 = format_ocpp_time(began + timedelta(minutes=40))
+            overtaken = event("Updated", 1, at_40, meterValue=[reading(at_40, 4000, "Sample.Periodic")])
+            await result(websocket, "m2", "TransactionEvent", overtaken)
+            transaction_id = (await Transaction.objects.aget(ocpp_transaction_id="TX-PL")).pk
+
+    session = await session_with_record(transaction_id)
+    record = session.billing_record
+    assert (session.stop_reason, session.closed_by_csms) == ("PowerLoss", False)
+    assert record.energy_wh == 4200
+    assert record.duration_seconds == 50 * 60
+    assert record.total == Decimal("1.26") + charging_time_amount(50 * 60) + Decimal("1.00")
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_start_stamped_with_a_date_and_no_time_of_day_is_unreadable_not_midnight(daphne, version):
     """A firmware that sends only its date (``2026-12-07``) tells no time of day: it was read as
     midnight UTC, a plausible time, and the session billed the hours since. Unreadable: its receipt
