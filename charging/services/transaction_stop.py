@@ -174,6 +174,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
             transactions_superseded_on_its_evse_close(session)  # the Ended first to name its EVSE
         _token_of_an_ended_event(session, request, info)
         boot = _boot_that_ended_it(session, request, stop)
+        if boot is not None and stop.sent is not None:
+            session.charger_stopped_at = stop.sent  # the time as sent, the boot used: it tells a resent copy
         cost = transaction_finish(
             session=session,
             stopped_at=stop.at if boot is None else boot,
@@ -367,15 +369,18 @@ _RESTART_REASONS = frozenset({"PowerLoss", "Reboot", "HardReset", "SoftReset", "
 
 def _boot_that_ended_it(session: Transaction, request: StopRequest, stop: ChargerTime) -> datetime | None:
     """The charger's last boot, when a stop says its restart ended the session (``_RESTART_REASONS``: a
-    power cut, a reset) and brings no time the CSMS can use (implausible, as a clock the reboot set back
-    to 1970, or none: its receipt stands in), for a session that reached the CSMS before that boot
+    power cut, a reset) and brings no time of its end the CSMS can use (implausible, as a clock the
+    reboot set back to 1970, or none: its receipt stands in; or one after the boot, by a clock set again
+    since: when it was sent), for a session that reached the CSMS before that boot
     (``opened_before_boot``): it ended before the boot, and its receipt, after the boot, may come hours
-    after it ended (the power was out), hours the charger did not charge. Else None. The charger's row
-    is read only for such a stop."""
-    if not stop.received or request.reason not in _RESTART_REASONS:
+    after it ended (the power was out), hours the charger did not charge. Else None (a time before the
+    boot is its end). The charger's row is read only for such a stop."""
+    if request.reason not in _RESTART_REASONS:
         return None
     last_boot_at = session.charge_point.last_boot_at
     if last_boot_at is None or not opened_before_boot(session, last_boot_at) or last_boot_at < session.started_at:
+        return None
+    if not stop.received and stop.at <= last_boot_at:
         return None
     return last_boot_at
 

@@ -1032,6 +1032,48 @@ async def test_v16_a_power_loss_stop_stamped_1970_after_the_reboot_bills_no_hour
     assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and Anomaly.ENDED_BEFORE_STARTED not in session.anomalies
 
 
+@pytest.mark.parametrize("closed_first", [False, True])
+async def test_v16_a_power_loss_stop_stamped_after_the_reboot_bills_no_hours_the_power_was_out(daphne, closed_first):
+    """Probe: a session charging 50 minutes, then 4 hours without power; back, the charger boots, its clock
+    set again (the BootNotification's currentTime, NTP), and sends its StopTransaction (reason PowerLoss)
+    stamped when it sent it, after the boot. Its time stood for the end: 5 hours billed, also when the
+    CSMS had closed the session at the boot's Available, billed 50 minutes. A stop stamped after the boot
+    tells no more than one stamped 1970 when the session ended: it ends at the boot at the latest, billed
+    up to its last evidence."""
+    charge_point_id = f"CLK-POWER-LOSS-STAMPED-{closed_first}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": format_ocpp_time(began)}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        at = format_ocpp_time(began + timedelta(minutes=50))
+        reading = {
+            "connectorId": 1,
+            "transactionId": transaction_id,
+            "meterValue": [{"timestamp": at, "sampledValue": [{"value": "5000"}]}],
+        }
+        await result(websocket, "m1", "MeterValues", reading)
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", boot)
+        booted_at = (await ChargePoint.objects.aget(charge_point_id=charge_point_id)).last_boot_at
+        if closed_first:
+            available = {"connectorId": 1, "status": "Available", "errorCode": "NoError", "timestamp": stamp()}
+            await result(websocket, "a1", "StatusNotification", available)
+        stop = {"transactionId": transaction_id, "meterStop": 5200, "timestamp": stamp(), "reason": "PowerLoss"}
+        await result(websocket, "e1", "StopTransaction", stop)
+        await result(websocket, "e2", "StopTransaction", stop)  # its answer lost: the same stop again
+
+    assert not await ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).aexists()
+    session = await session_with_record(transaction_id)
+    record = session.billing_record
+    assert (session.stop_reason, session.closed_by_csms, session.energy_wh) == ("PowerLoss", False, Decimal(4200))
+    assert session.started_at < session.stopped_at <= booted_at
+    assert record.duration_seconds == 50 * 60
+    assert record.total == Decimal("1.26") + charging_time_amount(50 * 60) + Decimal("1.00")
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_power_loss_stop_ended_at_the_boot_stays_billed_to_its_evidence_when_late_readings_reprice_it(
     daphne, version
