@@ -78,19 +78,23 @@ def env_rate(name: str, default: str) -> str:
     return f"{int(matched[1])}/{matched[2]}"
 
 
-def env_url(name: str, default: str = "", *, schemes: tuple[str, ...], needs_host: bool = False) -> str:
+def env_url(
+    name: str, default: str = "", *, schemes: tuple[str, ...], needs_host: bool = False, failover: bool = False
+) -> str:
     """A URL with one of ``schemes`` (kombu's ``transport+url`` is judged by its transport); unset or
-    empty: the default. ``needs_host``: it must name a host (an absolute URL). The refusal does not
-    repeat the URL when it may hold a password."""
+    empty: the default. ``needs_host``: it must name a host (an absolute URL). ``failover``: it may
+    be kombu's list of URLs separated by ``;`` (``sentinel://h1:26379;sentinel://h2:26379``), each
+    one's port checked. The refusal does not repeat the URL when it may hold a password."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        parts = urlsplit(raw)
+        parts = urlsplit(raw.partition(";")[0] if failover else raw)
         host = parts.hostname
         # A port that is no number from 0 to 65535 (redis://host:abc, http://host:99999): the clients
         # (redis-py, kombu, a charger fetching firmware) fail on it at their first use, not here.
-        _ = parts.port
+        for url in raw.split(";") if failover else [raw]:
+            _ = urlsplit(url).port
     except ValueError as error:  # an unclosed "[" of an IPv6 address, such a port
         raise ImproperlyConfigured(f"{name} is not a URL ({error}).") from None
     if parts.scheme.partition("+")[0] not in schemes:

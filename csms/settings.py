@@ -266,7 +266,9 @@ else:
 
 # kombu names a Redis socket redis+socket:// (it has no unix:// transport).
 _REDIS_BROKER = "redis+socket://" + REDIS_URL.removeprefix("unix://") if REDIS_URL.startswith("unix://") else REDIS_URL
-CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", _REDIS_BROKER or "filesystem://", schemes=tuple(TRANSPORT_ALIASES))
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", _REDIS_BROKER or "filesystem://", schemes=tuple(TRANSPORT_ALIASES), failover=True
+)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"

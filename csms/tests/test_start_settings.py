@@ -127,6 +127,16 @@ def test_redis_and_broker_urls_of_the_known_kinds_start(tmp_path):
     assert started(tmp_path, CELERY_BROKER_URL="amqp://guest@localhost//")["broker"] == "amqp://guest@localhost//"
 
 
+def test_a_broker_url_listing_failover_brokers_starts(tmp_path):
+    """kombu's failover list, Celery's way to a Redis Sentinel (``sentinel://h1:26379;sentinel://h2:26379``),
+    stopped the start once every URL setting's port was checked: the whole list read as one URL."""
+    for url in ("sentinel://h1:26379;sentinel://h2:26379", "amqp://guest@h1:5672//;amqp://guest@h2:5672//"):
+        assert started(tmp_path, CELERY_BROKER_URL=url)["broker"] == url
+        assert len(Connection(url).alt) == 2  # both brokers, as the worker reads them
+    refused = refusal(tmp_path, CELERY_BROKER_URL="sentinel://h1:26379;sentinel://h2:abc")
+    assert refused.startswith("CELERY_BROKER_URL is not a URL (Port could not be cast")
+
+
 def test_the_log_level_is_read_in_any_case_and_empty_is_the_default(tmp_path):
     assert started(tmp_path, CSMS_LOG_LEVEL="debug")["level"] == "DEBUG"
     assert started(tmp_path, CSMS_LOG_LEVEL="warn")["level"] == "WARN"  # logging's own alias
