@@ -126,6 +126,69 @@ _EXTENDED_TRIGGERED = {
     "FirmwareStatusNotification": "SignedFirmwareStatusNotification",
     "SignChargePointCertificate": "SignCertificate",
 }
+
+
+class _Triggered:
+    """What one accepted TriggerMessage (or 1.6 ExtendedTriggerMessage) asks of a pending charger: its
+    ``requestedMessage`` once, or once per EVSE, connector or session it concerns (a StatusNotification
+    per connector, a MeterValues per EVSE, a TransactionEvent per ongoing transaction), of the EVSE
+    (2.0.1 ``evse``) or connector (1.6 ``connectorId``) it named, if it named one. A message it does not
+    cover (another EVSE's, a second one of the same, a TransactionEvent not sent for the trigger) is no
+    longer served: B02.FR.09 allows only the triggered messages, not every later one of their kind
+    (a TransactionEvent Started of a station nobody commissioned)."""
+
+    __slots__ = ("_connector_id", "_evse_id", "_sent", "_version", "action")
+
+    def __init__(self, version: str, action: str, payload: dict[str, Any]) -> None:
+        self._version, self.action = version, action
+        evse = payload.get("evse") if version == "2.0.1" else None
+        self._evse_id = _id_of(evse.get("id")) if isinstance(evse, dict) else None
+        named = evse if isinstance(evse, dict) else payload if version == "1.6" else {}
+        self._connector_id = _id_of(named.get("connectorId"))
+        self._sent: set[Any] = set()
+
+    def served(self, payload: Any) -> bool:
+        """Whether ``payload`` is one of the messages asked for (and not sent yet); noted as sent."""
+        key = self._key(payload if isinstance(payload, dict) else {})
+        if key is _NOT_TRIGGERED or key in self._sent:
+            return False
+        self._sent.add(key)
+        return True
+
+    def _key(self, payload: dict[str, Any]) -> Any:
+        """What the message is of (each is sent once per trigger), or ``_NOT_TRIGGERED``."""
+        action = self.action
+        if self._version == "1.6" and action in ("StatusNotification", "MeterValues"):
+            connector_id = _id_of(payload.get("connectorId"))
+            return connector_id if self._connector_id in (None, connector_id) else _NOT_TRIGGERED
+        if self._version != "2.0.1":
+            return None
+        if action in ("StatusNotification", "MeterValues"):
+            evse_id, connector_id = _id_of(payload.get("evseId")), _id_of(payload.get("connectorId"))
+            if self._evse_id not in (None, evse_id) or self._connector_id not in (None, connector_id):
+                return _NOT_TRIGGERED
+            return (evse_id, connector_id)
+        if action == "TransactionEvent":
+            # F06: a triggered TransactionEvent reports an ongoing transaction (Updated, reason Trigger)
+            if payload.get("eventType") != "Updated" or payload.get("triggerReason") != "Trigger":
+                return _NOT_TRIGGERED
+            evse = payload.get("evse")
+            evse_id = _id_of(evse.get("id")) if isinstance(evse, dict) else None
+            if self._evse_id is not None and evse_id not in (None, self._evse_id):
+                return _NOT_TRIGGERED
+            info = payload.get("transactionInfo")
+            transaction_id = info.get("transactionId") if isinstance(info, dict) else None
+            return transaction_id if isinstance(transaction_id, str) else _NOT_TRIGGERED
+        return None
+
+
+_NOT_TRIGGERED = object()
+
+
+def _id_of(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 _PENDING_REFUSAL = {
     "1.6": "The charge point is not commissioned; only {} and what the Central System asked for on this "
     "connection are served.".format(", ".join(sorted(_SERVED_WHILE_PENDING["1.6"]))),
@@ -316,6 +379,7 @@ class OcppRouter(RoutedChargePoint):
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
         self._inbound_actions: dict[str, str] = {}
+        self._triggered: dict[str, list[_Triggered]] = {}  # what accepted triggers asked of it while not commissioned
         # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
         self._max_frame_bytes: int = settings.CSMS_MAX_FRAME_BYTES
@@ -416,7 +480,7 @@ class OcppRouter(RoutedChargePoint):
                 raise self._unanswered(msg.action)
             if (
                 not self._is_commissioned
-                and not self._served_while_pending(msg.action)
+                and not self._served_while_pending(msg.action, msg.payload)
                 and not await self._commissioned()
                 and not await self._status_asked_earlier(msg.action, msg.payload)
             ):
@@ -646,29 +710,52 @@ class OcppRouter(RoutedChargePoint):
             self._refusals = TokenBucket(rate=REFUSALS_ANSWERED * rate, burst=REFUSALS_ANSWERED * burst)
         return self._refusals.take()
 
-    def _served_while_pending(self, action: str) -> bool:
+    def _served_while_pending(self, action: str, payload: Any) -> bool:
         """Whether a charger that is not commissioned is served ``action``: the version's
-        ``_SERVED_WHILE_PENDING``, or what the CSMS asked for on this connection."""
-        return action in _SERVED_WHILE_PENDING[self._ocpp_version] or action in self._asked_while_pending
+        ``_SERVED_WHILE_PENDING``, what the CSMS asked for on this connection, or one of the messages
+        an accepted trigger asked for (``_Triggered``; each trigger's own: the admin's StatusNotification
+        of a 2.0.1 station asks one per EVSE in a row). A message none of them covers ends them all."""
+        if action in _SERVED_WHILE_PENDING[self._ocpp_version] or action in self._asked_while_pending:
+            return True
+        triggers = self._triggered.get(action)
+        if not triggers:
+            return False
+        if any(triggered.served(payload) for triggered in triggers):
+            return True
+        del self._triggered[action]
+        return False
 
-    def _asked_noted(self, action: str, payload: dict[str, Any]) -> str | None:
+    def _asked_noted(self, action: str, payload: dict[str, Any]) -> Callable[[], None] | None:
         """The CSMS sends ``action`` to a charger that is not commissioned: what it asks the charger to
-        send is served on this connection from now on (as many as come: a triggered StatusNotification
-        comes once per connector, a report in parts, a firmware update's statuses over minutes).
+        send is served on this connection from now on: a report's parts and a firmware update's or
+        upload's statuses as many as come (over minutes), a trigger's messages as ``_Triggered`` says.
         Noted before the CALL goes, so that a charger sending the message before its answer is served;
-        returns it when it was not served before (``send_call`` withdraws it unless the charger
-        accepts: a refused, unanswered or failed request asked for nothing)."""
+        returns how to withdraw it (``send_call`` does unless the charger accepts: a refused,
+        unanswered or failed request asked for nothing), None when nothing new is asked."""
         if action in ("TriggerMessage", "ExtendedTriggerMessage"):
             requested = payload.get("requestedMessage")
-            asked = requested if isinstance(requested, str) else None
-            if asked is not None and action == "ExtendedTriggerMessage":
-                asked = _EXTENDED_TRIGGERED.get(asked, asked)
-        else:
-            asked = _ASKED_BY.get(action)
+            if not isinstance(requested, str):
+                return None
+            if action == "ExtendedTriggerMessage":
+                requested = _EXTENDED_TRIGGERED.get(requested, requested)
+            triggered = _Triggered(self._ocpp_version, requested, payload)
+            self._triggered.setdefault(requested, []).append(triggered)
+
+            def trigger_withdrawn() -> None:
+                triggers = self._triggered.get(requested, [])
+                if triggered in triggers:
+                    triggers.remove(triggered)
+
+            return trigger_withdrawn
+        asked = _ASKED_BY.get(action)
         if asked is None or asked in self._asked_while_pending:
             return None
         self._asked_while_pending = self._asked_while_pending | {asked}
-        return asked
+
+        def withdrawn() -> None:
+            self._asked_while_pending = self._asked_while_pending - {asked}
+
+        return withdrawn
 
     async def _status_asked_earlier(self, action: str, payload: Any) -> bool:
         """Whether a 2.0.1 station not accepted reports, by its ``requestId``, on an UpdateFirmware or
@@ -806,8 +893,8 @@ class OcppRouter(RoutedChargePoint):
         Raises ``CallNotSent`` when the frame could not be written (the charger cannot have it);
         any other exception comes after it was: the charger may have acted on the CALL.
         """
-        asked = None if self._is_commissioned else self._asked_noted(action, payload)
-        if asked is None:
+        withdrawn = None if self._is_commissioned else self._asked_noted(action, payload)
+        if withdrawn is None:
             return await self._call_answer(action, payload, timeout)
         answered = None
         try:
@@ -815,7 +902,7 @@ class OcppRouter(RoutedChargePoint):
             return answered
         finally:
             if answered is None or not _asked_accepted(answered):
-                self._asked_while_pending = self._asked_while_pending - {asked}
+                withdrawn()
 
     async def _call_answer(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """``send_call``'s CALL and its answer."""

@@ -191,8 +191,8 @@ async def test_a_pending_1_6_charger_is_served_its_security_notifications_unaske
 )
 async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_key, pending, version, requested):
     """1.6 §4.2 ("unless it has been instructed ... with a TriggerMessage.req"), 2.0.1 B02.FR.09: what
-    a TriggerMessage of the CSMS asked for on the connection is answered, however many come (a
-    StatusNotification per connector)."""
+    a TriggerMessage of the CSMS asked for on the connection is answered, once (per connector or EVSE);
+    the same message again was not asked for."""
     payloads = {
         "StatusNotification": STATUS[version],
         "Heartbeat": {},
@@ -215,7 +215,7 @@ async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_
         assert call[2:] == ["TriggerMessage", {"requestedMessage": requested, **evse}]
         answers = [await exchange(websocket, [2, f"t{n}", requested, payloads[requested]]) for n in range(2)]
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
-    assert [answer[:2] for answer in answers] == [[3, "t0"], [3, "t1"]]
+    assert [answer[:3] for answer in answers] == [[3, "t0", answers[0][2]], [4, "t1", "SecurityError"]]
     assert refused[:3] == [4, "a1", "SecurityError"]
 
 
@@ -233,7 +233,94 @@ async def test_a_pending_1_6_charger_is_served_what_an_extended_trigger_asked_fo
         answers = [await exchange(websocket, [2, f"t{n}", "MeterValues", METER_VALUES["1.6"]]) for n in range(2)]
     assert refused[2:] == call[2:] == ["ExtendedTriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1}]
     assert unasked[:3] == [4, "u1", "SecurityError"]
-    assert answers == [[3, "t0", {}], [3, "t1", {}]]
+    assert [answer[:3] for answer in answers] == [[3, "t0", {}], [4, "t1", "SecurityError"]]
+
+
+def session_event(event_type: str, trigger_reason: str, transaction_id: str, evse_id: int) -> dict:
+    return {
+        "eventType": event_type,
+        "timestamp": "2026-12-06T03:00:00Z",
+        "triggerReason": trigger_reason,
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": transaction_id},
+        "evse": {"id": evse_id, "connectorId": 1},
+    }
+
+
+async def test_a_pending_2_0_1_station_is_served_the_transaction_events_a_trigger_asked_for_only(
+    daphne, api_key, pending
+):
+    """Review: a TriggerMessage of TransactionEvent accepted by a pending station served every
+    TransactionEvent after it on the connection, sessions Started by a station nobody commissioned
+    included. B02.FR.09: only the triggered ones (F06: Updated, reason Trigger, one per ongoing
+    transaction of the EVSE asked)."""
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        body = {"requested_message": "TransactionEvent", "evse": {"id": 1}}
+        await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, {"status": "Accepted"})
+        answers = [
+            await exchange(websocket, [2, "t1", "TransactionEvent", session_event("Updated", "Trigger", "TX-1", 1)]),
+            await exchange(websocket, [2, "t2", "TransactionEvent", session_event("Updated", "Trigger", "TX-1", 1)]),
+            await exchange(websocket, [2, "t3", "TransactionEvent", session_event("Started", "Authorized", "TX-2", 1)]),
+        ]
+        await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, {"status": "Accepted"})
+        answers += [
+            await exchange(websocket, [2, "t4", "TransactionEvent", session_event("Updated", "Trigger", "TX-3", 2)]),
+            await exchange(websocket, [2, "t5", "TransactionEvent", session_event("Started", "Authorized", "TX-2", 1)]),
+        ]
+    assert [answer[:3] for answer in answers] == [
+        [3, "t1", answers[0][2]],
+        [4, "t2", "SecurityError"],
+        [4, "t3", "SecurityError"],
+        [4, "t4", "SecurityError"],
+        [4, "t5", "SecurityError"],
+    ]
+
+
+async def test_a_pending_charger_is_served_a_triggered_status_per_connector_of_the_evses_asked(
+    daphne, api_key, pending
+):
+    """A StatusNotification asked of an EVSE comes once per connector of it (F06.FR.13), each trigger's
+    (the admin asks one per EVSE in a row, the statuses coming after); an EVSE not asked's, or a
+    connector's second, was not asked for."""
+    statuses = [(1, 1), (2, 1), (1, 2), (1, 1), (3, 1)]
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        for evse_id in (1, 2):
+            body = {"requested_message": "StatusNotification", "evse": {"id": evse_id}}
+            await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, {"status": "Accepted"})
+        answers = []
+        for n, (evse_id, connector_id) in enumerate(statuses):
+            ids = {"evseId": evse_id, "connectorId": connector_id}
+            answers.append(await exchange(websocket, [2, f"s{n}", "StatusNotification", {**STATUS["2.0.1"], **ids}]))
+    assert [answer[:3] for answer in answers] == [
+        [3, "s0", {}],
+        [3, "s1", {}],
+        [3, "s2", {}],
+        [4, "s3", "SecurityError"],
+        [4, "s4", "SecurityError"],
+    ]
+    assert {(c.evse_id, c.connector_id) async for c in Connector.objects.all()} == {(1, 1), (2, 1), (1, 2)}
+
+
+async def test_a_pending_1_6_charger_is_served_the_meter_values_of_the_connector_a_trigger_asked(
+    daphne, api_key, pending
+):
+    """1.6 §5.17: a TriggerMessage of MeterValues for connector 1 asks for that connector's, once."""
+    async with raw_socket(daphne, "1.6", CP_ID) as websocket:
+        await booted_pending(websocket, "1.6")
+        body = {"requested_message": "MeterValues", "connector_id": 1}
+        await asked(daphne, api_key, websocket, "1.6", "trigger_message", body, {"status": "Accepted"})
+        answers = [
+            await exchange(websocket, [2, "m0", "MeterValues", METER_VALUES["1.6"]]),
+            await exchange(websocket, [2, "m1", "MeterValues", {**METER_VALUES["1.6"], "connectorId": 2}]),
+            await exchange(websocket, [2, "m2", "MeterValues", METER_VALUES["1.6"]]),
+        ]
+    assert [answer[:3] for answer in answers] == [
+        [3, "m0", {}],
+        [4, "m1", "SecurityError"],
+        [4, "m2", "SecurityError"],
+    ]
 
 
 @pytest.mark.parametrize("answer", [{"status": "Rejected"}, {"status": "NotImplemented"}])
