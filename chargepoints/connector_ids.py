@@ -17,3 +17,11 @@ def connector_ids_refusal(*, connector_id: int | None, evse_id: int | None = Non
         if isinstance(value, int) and value > maximum:
             return f"{name} {value} is over the CSMS's maximum, {maximum} (CSMS_MAX_CONNECTOR_ID)."
     return ""
+
+
+def names_no_connector(*, evse_id: int, connector_id: int) -> bool:
+    """Whether a 2.0.1 status names no connector: 2.0.1 numbers EVSEs, and each EVSE's connectors,
+    from 1 (part 2, 2.23 EVSEType, and 2.6 ComponentType's connector numbering), and has no connector of
+    the station as a whole (1.6's connector 0). Such a StatusNotification (EVSE 0, connector 0, or
+    below) is acknowledged and kept as no connector, as NotifyEvent's AvailabilityState of such ids is."""
+    return evse_id < 1 or connector_id < 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,7 +12,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Connector, OcppMessage
-from conftest import eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
 from ocpp_gateway.tests.conftest import RoundTrip
 from ocpp_gateway.v201.notifications import NotificationHandlers
 
@@ -238,3 +240,32 @@ async def test_v201_a_notify_event_s_connector_states_are_written_in_one_batch(r
         async for c in Connector.objects.filter(charge_point__charge_point_id="CP201-MANY")
     }
     assert statuses == {(n, 1): "Occupied" for n in range(2, 41)} | {(1, 1): "Faulted"}
+
+
+async def test_v201_a_status_of_evse_or_connector_0_is_acknowledged_and_kept_as_no_connector(daphne, api_key):
+    """2.0.1 numbers EVSEs and their connectors from 1 and has no connector of the whole station: a
+    StatusNotification of EVSE 0 or connector 0 was kept as a connector row and listed among the
+    station's connectors. It is acknowledged, as NotifyEvent's AvailabilityState of such ids is, and kept
+    nowhere; a 1.6 charger's connector 0 (the charger as a whole) is still kept."""
+    await ChargePoint.objects.acreate(charge_point_id="CP201-ZERO", heartbeat_interval=60)
+    await ChargePoint.objects.acreate(charge_point_id="CP16-ZERO", heartbeat_interval=60)
+    status = {"timestamp": "2026-11-25T10:00:00Z", "connectorStatus": "Unavailable"}
+    async with raw_socket(daphne, "2.0.1", "CP201-ZERO") as websocket:
+        answers = []
+        for n, (evse_id, connector_id) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+            ids = {"evseId": evse_id, "connectorId": connector_id}
+            await websocket.send(json.dumps([2, f"s{n}", "StatusNotification", {**status, **ids}]))
+            answers.append(json.loads(await asyncio.wait_for(websocket.recv(), timeout=5)))
+    async with raw_socket(daphne, "1.6", "CP16-ZERO") as websocket:
+        station = {"connectorId": 0, "errorCode": "NoError", "status": "Available"}
+        await websocket.send(json.dumps([2, "z", "StatusNotification", station]))
+        answers.append(json.loads(await asyncio.wait_for(websocket.recv(), timeout=5)))
+    assert answers == [[3, f"s{n}", {}] for n in range(4)] + [[3, "z", {}]]
+    listed = {}
+    for charge_point_id in ("CP201-ZERO", "CP16-ZERO"):
+        status_code, body = await ahttp(
+            f"{daphne.http_url}/api/v1/chargepoints/{charge_point_id}/connectors", api_key=api_key
+        )
+        assert status_code == 200
+        listed[charge_point_id] = [(row["evse_id"], row["connector_id"], row["status"]) for row in body]
+    assert listed == {"CP201-ZERO": [(1, 1, "Unavailable")], "CP16-ZERO": [(None, 0, "Available")]}
