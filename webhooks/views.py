@@ -70,4 +70,5 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         if "url" in serializer.validated_data:
             _refuse_unsafe(serializer.validated_data["url"])
+        assert isinstance(serializer.instance, WebhookSubscription)  # an update's: the object it was given
         services.webhook_subscription_update(subscription=serializer.instance, **serializer.validated_data)
