@@ -161,6 +161,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
             transaction_save_changes(session)
             return StopResult(session, answer)
         stood_in = meter_start_stood_in(session, rows)  # asked of the ledger before its rows join it
+        read_before_the_stop = session.last_register_at  # its charging's evidence, the stop's own readings aside
         # Gathered into the batch's COPY: the session's ledger read below adds them to what it reads.
         sample_rows_stored(rows, may_gather=True)
         samples_learned(session, samples, rows, stood_in=stood_in)
@@ -173,7 +174,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
         if evse_unknown and session.evse_id is not None and session.status == TransactionStatus.ACTIVE:
             transactions_superseded_on_its_evse_close(session)  # the Ended first to name its EVSE
         _token_of_an_ended_event(session, request, info)
-        boot = _boot_that_ended_it(session, request, stop)
+        boot = _boot_that_ended_it(session, request, stop, read_before_the_stop)
         if boot is not None and stop.sent is not None:
             session.charger_stopped_at = stop.sent  # the time as sent, the boot used: it tells a resent copy
         cost = transaction_finish(
@@ -367,20 +368,26 @@ def _id_restarted(
 _RESTART_REASONS = frozenset({"PowerLoss", "Reboot", "HardReset", "SoftReset", "ImmediateReset"})
 
 
-def _boot_that_ended_it(session: Transaction, request: StopRequest, stop: ChargerTime) -> datetime | None:
+def _boot_that_ended_it(
+    session: Transaction, request: StopRequest, stop: ChargerTime, read_before_the_stop: datetime | None
+) -> datetime | None:
     """The charger's last boot, when a stop says its restart ended the session (``_RESTART_REASONS``: a
     power cut, a reset) and brings no time of its end the CSMS can use (implausible, as a clock the
     reboot set back to 1970, or none: its receipt stands in; or one after the boot, by a clock set again
     since: when it was sent), for a session that reached the CSMS before that boot
     (``opened_before_boot``): it ended before the boot, and its receipt, after the boot, may come hours
     after it ended (the power was out), hours the charger did not charge. Else None (a time before the
-    boot is its end). The charger's row is read only for such a stop."""
+    boot is its end; a session read after the boot, ``read_before_the_stop``, charged on through it: a
+    reconnection's boot, a 1.6 charger's on every new connection, not the restart that ended it). The
+    charger's row is read only for such a stop."""
     if request.reason not in _RESTART_REASONS:
         return None
     last_boot_at = session.charge_point.last_boot_at
     if last_boot_at is None or not opened_before_boot(session, last_boot_at) or last_boot_at < session.started_at:
         return None
     if not stop.received and stop.at <= last_boot_at:
+        return None
+    if read_before_the_stop is not None and read_before_the_stop > last_boot_at:
         return None
     return last_boot_at
 

@@ -1074,6 +1074,42 @@ async def test_v16_a_power_loss_stop_stamped_after_the_reboot_bills_no_hours_the
     assert record.total == Decimal("1.26") + charging_time_amount(50 * 60) + Decimal("1.00")
 
 
+@pytest.mark.parametrize("stop_stamped", ["sent", "1970"])
+async def test_v16_a_reset_stop_of_a_session_that_charged_on_after_a_reconnection_s_boot_ends_at_its_time(
+    daphne, stop_stamped
+):
+    """Review: a boot on a reconnection (a network blip: a 1.6 charger boots on every new connection)
+    ended no session: the charger went on reporting readings after it. Its later reset stop (SoftReset,
+    sent before the reboot) was taken as ended at that boot, the readings since left out of its time:
+    a 2-hour session billed 1 hour. A session with readings after the boot is not ended by it."""
+    charge_point_id = f"CLK-BLIP-BOOT-{stop_stamped}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+
+    def reading(transaction_id: int, at: datetime, wh: int) -> dict:
+        meter_value = [{"timestamp": format_ocpp_time(at), "sampledValue": [{"value": str(wh)}]}]
+        return {"connectorId": 1, "transactionId": transaction_id, "meterValue": meter_value}
+
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": format_ocpp_time(began)}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        await result(websocket, "m1", "MeterValues", reading(transaction_id, began + timedelta(hours=1), 3000))
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", boot)  # the blip's: the car charges on
+        booted_at = (await ChargePoint.objects.aget(charge_point_id=charge_point_id)).last_boot_at
+        await result(websocket, "m2", "MeterValues", reading(transaction_id, datetime.now(UTC), 5000))
+        sent = stamp() if stop_stamped == "sent" else "1970-01-01T00:00:00Z"
+        stop = {"transactionId": transaction_id, "meterStop": 5200, "timestamp": sent, "reason": "SoftReset"}
+        await result(websocket, "e1", "StopTransaction", stop)
+
+    session = await session_with_record(transaction_id)
+    assert (session.stop_reason, session.energy_wh, session.end_unknown) == ("SoftReset", Decimal(4200), False)
+    assert session.stopped_at > booted_at
+    assert session.billing_record.duration_seconds >= 2 * 3600 - 60
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_power_loss_stop_ended_at_the_boot_stays_billed_to_its_evidence_when_late_readings_reprice_it(
     daphne, version
