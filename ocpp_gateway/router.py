@@ -165,7 +165,9 @@ class _Triggered:
             return None
         if action in ("StatusNotification", "MeterValues"):
             evse_id, connector_id = _id_of(payload.get("evseId")), _id_of(payload.get("connectorId"))
-            if self._evse_id not in (None, evse_id) or self._connector_id not in (None, connector_id):
+            # A MeterValues names its EVSE alone: the trigger's connector (EVSEType allows one) is within it
+            named_connector = self._connector_id if action == "StatusNotification" else None
+            if self._evse_id not in (None, evse_id) or named_connector not in (None, connector_id):
                 return _NOT_TRIGGERED
             return (evse_id, connector_id)
         if action == "TransactionEvent":

@@ -323,6 +323,23 @@ async def test_a_pending_1_6_charger_is_served_the_meter_values_of_the_connector
     ]
 
 
+async def test_a_pending_2_0_1_station_is_served_the_meter_values_of_the_evse_a_trigger_named_with_its_connector(
+    daphne, api_key, pending
+):
+    """Review: a TriggerMessage of MeterValues naming an EVSE and its connector (EVSEType allows it) asks
+    for that EVSE's readings; a 2.0.1 MeterValues names its EVSE alone (no connectorId), and was refused
+    SecurityError as not asked for."""
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        body = {"requested_message": "MeterValues", "evse": {"id": 1, "connector_id": 1}}
+        await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, {"status": "Accepted"})
+        answers = [
+            await exchange(websocket, [2, "m0", "MeterValues", METER_VALUES["2.0.1"]]),
+            await exchange(websocket, [2, "m1", "MeterValues", {**METER_VALUES["2.0.1"], "evseId": 2}]),
+        ]
+    assert [answer[:3] for answer in answers] == [[3, "m0", {}], [4, "m1", "SecurityError"]]
+
+
 @pytest.mark.parametrize("answer", [{"status": "Rejected"}, {"status": "NotImplemented"}])
 async def test_a_trigger_a_pending_station_refuses_asks_for_nothing(daphne, api_key, pending, answer):
     """Review: what a refused TriggerMessage named was served for the rest of the connection (a
@@ -485,6 +502,8 @@ async def test_a_charger_commissioned_while_away_is_woken_when_it_reconnects_wit
     await ChargePoint.objects.acreate(charge_point_id="CP-BACK", heartbeat_interval=86_400, lifecycle_state="pending")
     async with raw_socket(daphne, version, "CP-BACK") as websocket:
         await booted_pending(websocket, version)
+    away = ChargePoint.objects.filter(charge_point_id="CP-BACK", connection_channel="")
+    await eventually(away.aexists)  # its close handled: commissioned while away, not while connected
     status, _ = await ahttp(
         f"{daphne.http_url}/api/v1/chargepoints/CP-BACK",
         method="PATCH",
