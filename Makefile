@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Tests run against the real services on this machine (override to point elsewhere).
+# Tests run against the real services on this machine (override to point elsewhere). The suite's process
+# loses pool slots to threads that end holding a connection (closed on the server when the thread is collected,
+# still counted by psycopg's pool): 100 slots, not 40, so a long run does not exhaust them (round 52's CI did).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dynamo_csms
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
@@ -42,7 +44,7 @@ serve: install
 
 test: install-dev
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CSMS_DB_POOL_MAX=40 CSMS_DB_POOL_TIMEOUT=30 \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CSMS_DB_POOL_MAX=100 CSMS_DB_POOL_TIMEOUT=30 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
