@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -49,6 +50,20 @@ def _asked(event_type: str) -> tuple[bool, int]:
     with CaptureQueriesContext(connection) as statements:
         answer = services.webhook_event_may_have_subscribers(event_type=event_type)
     return answer, len(statements)
+
+
+_HEARD = "tests:own-notices-heard"
+_heard = threading.Event()
+cache_changes.forgetter_register(_HEARD, _heard.set)
+
+
+async def own_notices_heard() -> None:
+    """Wait until this process's listener heard every notice this process published so far: a
+    set-up's saves forget the caches once more when their notices land, a Redis publish later
+    (one publisher connection: its notices arrive in order)."""
+    _heard.clear()
+    await sync_to_async(cache_changes._publisher().publish)(cache_changes.CHANNEL, _HEARD)
+    await eventually(_heard.is_set, timeout=5)
 
 
 @pytest.fixture
@@ -146,6 +161,7 @@ async def test_a_listening_process_keeps_the_tariffs_and_reads_them_again_after_
     charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-TARIFFS", heartbeat_interval=60)
     await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
     own = await Tariff.objects.acreate(name="own", currency="EUR")
+    await own_notices_heard()
     asked = sync_to_async(_tariff_asked)
     assert await asked(charge_point) == ("default", 3)  # the chargers' own tariffs, every tariff, the sessions' kept
     assert await asked(charge_point) == ("default", 0)  # kept: no statement
@@ -153,7 +169,9 @@ async def test_a_listening_process_keeps_the_tariffs_and_reads_them_again_after_
     # A charger's tariff changed here (as the API and the admin save it): forgotten at once.
     await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=own)
     assert await asked(charge_point) == ("own", 3)
+    await own_notices_heard()
     await sync_to_async(tariff_save)(tariff=own, valid_from=JAN + timedelta(days=1))  # a tariff saved here
+    await own_notices_heard()
     assert await asked(charge_point) == ("default", 3)
     await sync_to_async(charge_point_update)(charge_point=charge_point, heartbeat_interval=30)  # not its tariff
     assert await asked(charge_point) == ("default", 0)
@@ -183,6 +201,7 @@ async def test_a_listening_process_keeps_the_tariff_an_open_session_started_unde
     asked = sync_to_async(_tariff_asked)
     assert await asked(charge_point, session.pk) == ("cheap", 3)
     await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=dear)
+    await own_notices_heard()
     assert await asked(charge_point, session.pk) == ("cheap", 3)
     assert await asked(charge_point) == ("dear", 0)
 
@@ -196,6 +215,7 @@ async def test_a_listening_process_keeps_no_tariff_for_a_session_started_under_n
     asked = sync_to_async(_tariff_asked)
     assert await asked(charge_point, session.pk) == (None, 3)
     await sync_to_async(tariff_save)(name="default", currency="EUR", is_default=True)
+    await own_notices_heard()
     assert await asked(charge_point, session.pk) == (None, 3)
     assert await asked(charge_point) == ("default", 0)
 
@@ -274,6 +294,7 @@ async def test_a_listening_process_keeps_the_site_members_and_reads_them_again_a
 ):
     charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-SITES", heartbeat_interval=60)
     site = await Site.objects.acreate(name="Depot", capacity_a=32)
+    await own_notices_heard()
     asked = sync_to_async(_member_asked)
     assert await asked(charge_point) == (False, False, 1)
     assert await asked(charge_point) == (False, False, 0)  # kept: no statement
@@ -321,6 +342,7 @@ async def test_a_listening_process_keeps_the_charger_profiles_and_reads_them_aga
     listening, settings
 ):
     profile = await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    await own_notices_heard()
     asked = sync_to_async(_profile_asked)
     assert await asked("ACME", "loose") == (LENIENT, 1)  # every profile
     assert await asked("acme", "LOOSE") == (LENIENT, 0)  # kept: no statement
@@ -330,6 +352,7 @@ async def test_a_listening_process_keeps_the_charger_profiles_and_reads_them_aga
 
     profile.strictness = Strictness.STRICT  # saved here (as the admin saves it): forgotten at once
     await sync_to_async(profile.save)()
+    await own_notices_heard()
     assert chargepoints_selectors.charger_profile_kept(vendor="Acme", model="Loose") is None
     assert await asked("Acme", "Loose") == (STRICT_PROFILE, 1)
 
@@ -350,6 +373,7 @@ async def test_the_kept_profiles_choose_as_the_statement_does(listening):
     await ChargerModelProfile.objects.acreate(vendor="acme", model="x1", firmware_version_prefix="2.", quirks=["b"])
     await ChargerModelProfile.objects.acreate(vendor="ACME", model="X1", firmware_version_prefix="2.1", quirks=["c"])
     await ChargerModelProfile.objects.acreate(vendor="Other", model="X1", quirks=["d"])
+    await own_notices_heard()
     cases = [
         ("Acme", "X1", "2.1.5"),
         ("Acme", "x1", "2.0"),
@@ -379,6 +403,7 @@ async def test_a_boot_s_profile_is_taken_from_the_kept_profiles_on_the_event_loo
     """A charger's first boot (no model known at its handshake) looks its model up without a thread
     hop or a statement once the process keeps the profiles."""
     await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    await own_notices_heard()
     assert (await sync_to_async(_profile_asked)("Acme", "Loose"))[0] == LENIENT  # read and kept
 
     def read(**_: str) -> ChargerProfile:
@@ -395,6 +420,7 @@ async def test_the_kept_profiles_leave_names_outside_ascii_to_the_statement(list
     """``str.upper`` makes "ß" "SS" where PostgreSQL's UPPER keeps it: a kept row would give an ASCII
     "STRASSE" the profile of "Straße", which the statement does not."""
     await ChargerModelProfile.objects.acreate(vendor="Straße", model="", quirks=["s"])
+    await own_notices_heard()
     asked = sync_to_async(_profile_asked)
     assert (await asked("STRASSE", "X"))[0] == STRICT_PROFILE  # read and kept: no match, as in SQL
     assert (await asked("STRASSE", "X"))[0] == STRICT_PROFILE
@@ -543,4 +569,5 @@ async def test_a_listening_process_bills_a_stop_with_the_tariff_its_session_star
         )
     )
     await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=dear)
+    await own_notices_heard()
     assert await sync_to_async(_stopped_billed_with)(started.transaction) == "cheap"
