@@ -135,7 +135,8 @@ class _Triggered:
     (2.0.1 ``evse``) or connector (1.6 ``connectorId``) it named, if it named one. A message it does not
     cover (another EVSE's, a second one of the same, a TransactionEvent not sent for the trigger) is no
     longer served: B02.FR.09 allows only the triggered messages, not every later one of their kind
-    (a TransactionEvent Started of a station nobody commissioned)."""
+    (a TransactionEvent Started of a station nobody commissioned). One of its EVSE or connector (any,
+    if it named none) that it does not cover ends it (``ended_by``): the charger reports on its own now."""
 
     __slots__ = ("_connector_id", "_evse_id", "_sent", "_version", "action")
 
@@ -153,6 +154,27 @@ class _Triggered:
         if key is _NOT_TRIGGERED or key in self._sent:
             return False
         self._sent.add(key)
+        return True
+
+    def ended_by(self, payload: Any) -> bool:
+        """Whether ``payload``, which no trigger covered, ends this one: it is of the EVSE or connector
+        this trigger named (of any, if it named none). Another EVSE's or connector's message ends
+        only its own trigger: the statuses asked of EVSE 2 are still served after EVSE 3's, unasked."""
+        payload = payload if isinstance(payload, dict) else {}
+        action = self.action
+        if self._version == "1.6" and action in ("StatusNotification", "MeterValues"):
+            return self._connector_id in (None, _id_of(payload.get("connectorId")))
+        if self._version != "2.0.1":
+            return True
+        if action in ("StatusNotification", "MeterValues"):
+            evse_id = _id_of(payload.get("evseId"))
+            named_connector = self._connector_id if action == "StatusNotification" else None
+            connector_id = _id_of(payload.get("connectorId"))
+            return self._evse_id in (None, evse_id) and named_connector in (None, connector_id)
+        if action == "TransactionEvent":
+            evse = payload.get("evse")
+            evse_id = _id_of(evse.get("id")) if isinstance(evse, dict) else None
+            return self._evse_id is None or evse_id in (None, self._evse_id)
         return True
 
     def _key(self, payload: dict[str, Any]) -> Any:
@@ -716,7 +738,8 @@ class OcppRouter(RoutedChargePoint):
         """Whether a charger that is not commissioned is served ``action``: the version's
         ``_SERVED_WHILE_PENDING``, what the CSMS asked for on this connection, or one of the messages
         an accepted trigger asked for (``_Triggered``; each trigger's own: the admin's StatusNotification
-        of a 2.0.1 station asks one per EVSE in a row). A message none of them covers ends them all."""
+        of a 2.0.1 station asks one per EVSE in a row). A message none of them covers is refused, and
+        ends those of its EVSE or connector (``_Triggered.ended_by``), not the others'."""
         if action in _SERVED_WHILE_PENDING[self._ocpp_version] or action in self._asked_while_pending:
             return True
         triggers = self._triggered.get(action)
@@ -724,7 +747,11 @@ class OcppRouter(RoutedChargePoint):
             return False
         if any(triggered.served(payload) for triggered in triggers):
             return True
-        del self._triggered[action]
+        kept = [triggered for triggered in triggers if not triggered.ended_by(payload)]
+        if kept:
+            self._triggered[action] = kept
+        else:
+            del self._triggered[action]
         return False
 
     def _asked_noted(self, action: str, payload: dict[str, Any]) -> Callable[[], None] | None:

@@ -303,6 +303,46 @@ async def test_a_pending_charger_is_served_a_triggered_status_per_connector_of_t
     assert {(c.evse_id, c.connector_id) async for c in Connector.objects.all()} == {(1, 1), (2, 1), (1, 2)}
 
 
+async def test_a_message_no_trigger_asked_for_ends_no_other_trigger_s_allowance(daphne, api_key, pending):
+    """Round 52: a message of a triggered action that no trigger covered (another EVSE's status, or a
+    connector's second) ended every trigger of that action: EVSE 2's triggered statuses were refused
+    SecurityError once EVSE 3 reported unasked, or EVSE 1 twice. It ends only the trigger whose EVSE it
+    is of (its charger reports on its own now), and is refused."""
+    statuses = [(1, 1), (3, 1), (1, 1), (2, 1), (1, 2), (2, 2)]
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        for evse_id in (1, 2):
+            body = {"requested_message": "StatusNotification", "evse": {"id": evse_id}}
+            await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, {"status": "Accepted"})
+        answers = []
+        for n, (evse_id, connector_id) in enumerate(statuses):
+            ids = {"evseId": evse_id, "connectorId": connector_id}
+            answers.append(await exchange(websocket, [2, f"s{n}", "StatusNotification", {**STATUS["2.0.1"], **ids}]))
+    assert [answer[:3] for answer in answers] == [
+        [3, "s0", {}],
+        [4, "s1", "SecurityError"],  # EVSE 3 was not asked: no trigger ends
+        [4, "s2", "SecurityError"],  # EVSE 1's connector again: EVSE 1's trigger ends
+        [3, "s3", {}],
+        [4, "s4", "SecurityError"],
+        [3, "s5", {}],
+    ]
+
+
+async def test_a_1_6_reading_no_trigger_asked_for_ends_no_other_trigger_s_allowance(daphne, api_key, pending):
+    """As above, 1.6 MeterValues asked of connectors 1 and 2: connector 3's reading, unasked, left
+    connector 2's triggered reading refused."""
+    async with raw_socket(daphne, "1.6", CP_ID) as websocket:
+        await booted_pending(websocket, "1.6")
+        for connector_id in (1, 2):
+            body = {"requested_message": "MeterValues", "connector_id": connector_id}
+            await asked(daphne, api_key, websocket, "1.6", "trigger_message", body, {"status": "Accepted"})
+        answers = [
+            await exchange(websocket, [2, f"m{n}", "MeterValues", {**METER_VALUES["1.6"], "connectorId": connector}])
+            for n, connector in enumerate((3, 1, 2))
+        ]
+    assert [answer[:3] for answer in answers] == [[4, "m0", "SecurityError"], [3, "m1", {}], [3, "m2", {}]]
+
+
 async def test_a_pending_1_6_charger_is_served_the_meter_values_of_the_connector_a_trigger_asked(
     daphne, api_key, pending
 ):
