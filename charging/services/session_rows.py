@@ -581,10 +581,11 @@ def session_token_apply(
     when the session has none (``status`` then flags it, as at a start), or when the CSMS refused
     the one it has and accepts this one (a card tried after a refused one): the
     ``unauthorized_token`` flag then goes. A token the CSMS accepted is never replaced; a refused
-    one is not replaced by another refused one, nor by itself told again by an event after the
-    Started (``started``: the event is the Started, which judges the token the session started with
-    at its start): the card refused ConcurrentTx on EVSE 2 is Accepted at its Ended once its
-    session on EVSE 1 ended, the session it started no less refused. ``status``: the CSMS's
+    one is not replaced by another refused one, nor by itself (its idToken and type, ``_same_token``)
+    told again by an event after the Started (``started``: the event is the Started, which judges the
+    token the session started with at its start): the card refused ConcurrentTx on EVSE 2 is Accepted
+    at its Ended once its session on EVSE 1 ended, the session it started no less refused; an ISO14443
+    card of the string of the refused eMAID is another token. ``status``: the CSMS's
     authorization of it ('' when not asked). 1.6's stop idTag is only who stopped it: 1.6 has no
     such later token."""
     if not id_tag or not session_token_open(session):
@@ -592,13 +593,22 @@ def session_token_apply(
     replaced = bool(session.id_tag)
     if replaced and status != AuthorizationStatus.ACCEPTED:
         return
-    if replaced and not started and stored_id_tag(id_tag).casefold() == session.id_tag.casefold():
+    if replaced and not started and _same_token(session, id_tag, token_type):
         return
     session.id_tag, session.id_token_type, session.id_tag_status = stored_id_tag(id_tag), token_type, status
     if replaced:
         anomaly_unflag(session, Anomaly.UNAUTHORIZED_TOKEN)
     elif status and status != AuthorizationStatus.ACCEPTED:
         anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
+
+
+def _same_token(session: Transaction, id_tag: str, token_type: str) -> bool:
+    """Whether ``id_tag`` of ``token_type`` is the token ``session`` has: its idToken (ignoring case)
+    and its type (2.0.1 IdTokenType: an eMAID and an ISO14443 card of the same string are two tokens;
+    a type not known, "", may be either)."""
+    if stored_id_tag(id_tag).casefold() != session.id_tag.casefold():
+        return False
+    return not token_type or not session.id_token_type or token_type == session.id_token_type
 
 
 def session_token_open(session: Transaction) -> bool:

@@ -268,3 +268,40 @@ async def test_a_2_0_1_session_refused_concurrent_stays_so_when_its_ended_repeat
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-X2")
     assert (session.id_tag, session.id_tag_status) == ("FLEET-X", "ConcurrentTx")
     assert (session.anomalies, session.needs_review) == (["unauthorized_token"], True)
+
+
+@pytest.mark.parametrize("registered_type", ["", "ISO14443"])
+async def test_a_2_0_1_session_refused_takes_an_accepted_token_of_another_type_with_the_same_string(
+    daphne, registered_type
+):
+    """Round 52: a token is its idToken and its type (IdTokenType); one of another type with the same
+    string (the EV's eMAID, then the driver's ISO14443 card) was taken for the refused token told again,
+    and the session stayed refused and flagged though the CSMS accepted the card. A tag of any type at
+    its limit (ConcurrentTx at the start, Accepted once the other session ended), or of the card's type
+    (the eMAID Unknown), now takes the card as the session's token."""
+    await _chargers("CP-CY")
+    await IdTag.objects.acreate(id_tag="FLEET-Y", token_type=registered_type, max_concurrent_sessions=1)
+    card, emaid = {"idToken": "FLEET-Y", "type": "ISO14443"}, {"idToken": "FLEET-Y", "type": "eMAID"}
+
+    def event(event_type: str, transaction_id: str, evse_id: int, seq_no: int, token: dict[str, str]) -> dict:
+        return {
+            "eventType": event_type,
+            "timestamp": f"2026-05-01T10:0{seq_no}:00Z",
+            "triggerReason": "Authorized",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": transaction_id},
+            "evse": {"id": evse_id, "connectorId": 1},
+            "idToken": token,
+        }
+
+    async with raw_socket(daphne, "2.0.1", "CP-CY") as station:
+        first = await _call(station, "TransactionEvent", event("Started", "TX-Y1", 1, 0, card))
+        assert first["idTokenInfo"]["status"] == "Accepted"
+        second = await _call(station, "TransactionEvent", event("Started", "TX-Y2", 2, 1, emaid))
+        assert second["idTokenInfo"]["status"] == ("ConcurrentTx" if not registered_type else "Unknown")
+        await _call(station, "TransactionEvent", event("Ended", "TX-Y1", 1, 2, card))
+        later = await _call(station, "TransactionEvent", event("Updated", "TX-Y2", 2, 3, card))
+        assert later["idTokenInfo"]["status"] == "Accepted"
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-Y2")
+    assert (session.id_tag, session.id_token_type, session.id_tag_status) == ("FLEET-Y", "ISO14443", "Accepted")
+    assert (session.anomalies, session.needs_review) == ([], False)
