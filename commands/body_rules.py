@@ -372,10 +372,27 @@ def _transaction_status(body: dict[str, Any]) -> Refusals:
     return {}
 
 
+# 2.0.1 ClearChargingProfileType: the criteria that say which profiles a ClearChargingProfile clears.
+_CLEAR_CRITERIA = ("evse_id", "stack_level", "charging_profile_purpose")
+
+
 def _clear_profile201(body: dict[str, Any]) -> Refusals:
-    """2.0.1 K10.FR.06: the CSMS does not clear the profiles of purpose ChargingStationExternalConstraints
-    (an external system sets and clears them), so its criteria never name that purpose."""
+    """2.0.1 K10.FR.02: a ClearChargingProfile names the profiles it clears, by ``charging_profile_id``
+    or by one criterion at least (``_CLEAR_CRITERIA``): without either (``{}``, or empty criteria,
+    which the schema allows) a station is left to guess, clearing every profile (the site's failsafe
+    and every session's limit with them) or none. K10.FR.06: the CSMS does not clear the profiles of
+    purpose ChargingStationExternalConstraints (an external system sets and clears them), so its
+    criteria never name that purpose."""
     criteria = body.get("charging_profile_criteria")
+    if "charging_profile_id" not in body and not (
+        isinstance(criteria, dict) and any(name in criteria for name in _CLEAR_CRITERIA)
+    ):
+        return {
+            "charging_profile_criteria": [
+                "Name the profiles to clear: charging_profile_id, or at least one of evse_id, stack_level"
+                " and charging_profile_purpose here (K10.FR.02)."
+            ]
+        }
     if isinstance(criteria, dict) and criteria.get("charging_profile_purpose") == _EXTERNAL_CONSTRAINTS:
         return {
             "charging_profile_criteria.charging_profile_purpose": [

@@ -224,6 +224,10 @@ def firmware201(location: str) -> dict[str, Any]:
             {"charging_profile_criteria": {"charging_profile_purpose": "ChargingStationExternalConstraints"}},
             "charging_profile_criteria.charging_profile_purpose",
         ),
+        # K10.FR.02: a ClearChargingProfile names what it clears (an id, or an EVSE, stack level or purpose);
+        # both were sent, a station left to guess (clear every profile, the site's failsafe too, or none)
+        ("2.0.1", "clear_charging_profile", {}, "charging_profile_criteria"),
+        ("2.0.1", "clear_charging_profile", {"charging_profile_criteria": {}}, "charging_profile_criteria"),
         ("2.0.1", "change_availability", {"operational_status": "Inoperative", "evse": {"id": 0}}, "evse.id"),
         (
             "2.0.1",
@@ -527,6 +531,9 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1}}),  # each connector
         ("trigger_message", {"requested_message": "Heartbeat"}),
         ("clear_charging_profile", {"charging_profile_criteria": {"charging_profile_purpose": "TxDefaultProfile"}}),
+        ("clear_charging_profile", {"charging_profile_id": 7}),
+        ("clear_charging_profile", {"charging_profile_criteria": {"evse_id": 0}}),  # every profile of the station's
+        ("clear_charging_profile", {"charging_profile_criteria": {"stack_level": 0}}),
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
         ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),

@@ -78,7 +78,7 @@ CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     for command, body in {
         "request_stop_transaction": {"transaction_id": "tx-1"},
         "change_availability": {"operational_status": "Inoperative"},
-        "clear_charging_profile": {},
+        "clear_charging_profile": {"charging_profile_criteria": {"evse_id": 1}},
         "get_charging_profiles": {"request_id": 1, "charging_profile": {"charging_profile_purpose": "TxProfile"}},
         "get_composite_schedule": {"duration": 3600, "evse_id": 1},
         "reset": {"type": "Immediate"},
