@@ -402,6 +402,27 @@ def _clear_profile201(body: dict[str, Any]) -> Refusals:
     return {}
 
 
+# 2.0.1 ChargingProfileCriterionType: what a GetChargingProfiles asks about (its EVSE is no criterion).
+_GET_CRITERIA = ("charging_profile_id", "stack_level", "charging_limit_source", "charging_profile_purpose")
+
+
+def _get_profiles201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 K09.FR.03: a GetChargingProfiles' ``charging_profile`` names the profiles asked about, by
+    their ids or by one of ``stack_level``, ``charging_limit_source`` and ``charging_profile_purpose``
+    at least (``_GET_CRITERIA``); an empty one (the schema allows it, ``evse_id`` beside it or not)
+    asks about nothing the spec defines."""
+    criterion = body.get("charging_profile")
+    if isinstance(criterion, dict) and not any(name in criterion for name in _GET_CRITERIA):
+        return {
+            "charging_profile": [
+                "Name the profiles asked about: charging_profile_id, or at least one of stack_level,"
+                " charging_limit_source and charging_profile_purpose (K09.FR.03); every profile is"
+                ' charging_limit_source ["EMS", "Other", "SO", "CSO"].'
+            ]
+        }
+    return {}
+
+
 def _trigger_message201(body: dict[str, Any]) -> Refusals:
     """2.0.1 F06.FR.13: a TriggerMessage for a StatusNotification names its EVSE (``evse``; its
     connector too, or the station reports each of the EVSE's): a station reports statuses per
@@ -438,5 +459,6 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "Reset"): _reset201,
     ("2.0.1", "TriggerMessage"): _trigger_message201,
     ("2.0.1", "ClearChargingProfile"): _clear_profile201,
+    ("2.0.1", "GetChargingProfiles"): _get_profiles201,
     ("2.0.1", "ReserveNow"): _reserve_now201,
 }

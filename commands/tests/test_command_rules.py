@@ -228,6 +228,14 @@ def firmware201(location: str) -> dict[str, Any]:
         # both were sent, a station left to guess (clear every profile, the site's failsafe too, or none)
         ("2.0.1", "clear_charging_profile", {}, "charging_profile_criteria"),
         ("2.0.1", "clear_charging_profile", {"charging_profile_criteria": {}}, "charging_profile_criteria"),
+        # K09.FR.03: a GetChargingProfiles names ids, or a stack level, source or purpose (an EVSE is no criterion)
+        ("2.0.1", "get_charging_profiles", {"request_id": 1, "charging_profile": {}}, "charging_profile"),
+        (
+            "2.0.1",
+            "get_charging_profiles",
+            {"request_id": 1, "evse_id": 1, "charging_profile": {}},
+            "charging_profile",
+        ),
         ("2.0.1", "change_availability", {"operational_status": "Inoperative", "evse": {"id": 0}}, "evse.id"),
         (
             "2.0.1",
@@ -534,6 +542,9 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("clear_charging_profile", {"charging_profile_id": 7}),
         ("clear_charging_profile", {"charging_profile_criteria": {"evse_id": 0}}),  # every profile of the station's
         ("clear_charging_profile", {"charging_profile_criteria": {"stack_level": 0}}),
+        ("get_charging_profiles", {"request_id": 1, "evse_id": 1, "charging_profile": {"charging_profile_id": [3]}}),
+        ("get_charging_profiles", {"request_id": 1, "charging_profile": {"stack_level": 0}}),
+        ("get_charging_profiles", {"request_id": 1, "charging_profile": {"charging_limit_source": ["CSO", "EMS"]}}),
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
         ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),
