@@ -30,7 +30,10 @@ def reservation_record(
     """Record the charger's answer to ReserveNow. An accepted one with the id of an active
     reservation replaces it (OCPP 1.6 §5.13, 2.0.1 H01); a refused one changes nothing on the
     charger: an active reservation of that id stays as it is. Otherwise the answer is a new record:
-    one that ended (used by a session, cancelled, expired) keeps its own, whatever id reuses it.
+    one that ended (used by a session, cancelled, expired) keeps its own, whatever id reuses it. An
+    accepted one of a 1.6 connector (not 0) ends, as cancelled, any other active there: the charger
+    answers Occupied to a new id for a connector it holds reserved (§5.13), so it holds no other (lost
+    at a reboot, expired by its clock), which a later session of its tag there would otherwise use.
     ``token_type``: a 2.0.1 idToken's type ("": 1.6, none)."""
     fields = {
         "connector_id": connector_id,
@@ -59,6 +62,10 @@ def reservation_record(
         reservation, _ = active.update_or_create(
             charge_point=charge_point, reservation_id=reservation_id, defaults=fields
         )
+    if connector_id:  # 1.6 §5.13: a reserved connector answers Occupied to another id; Accepted: it holds no other
+        Reservation.objects.filter(
+            charge_point=charge_point, connector_id=connector_id, evse_id=None, status=ReservationStatus.ACTIVE
+        ).exclude(pk=reservation.pk).update(status=ReservationStatus.CANCELLED, updated_at=timezone.now())
     return reservation
 
 

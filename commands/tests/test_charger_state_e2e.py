@@ -148,6 +148,41 @@ async def test_the_reserved_id_tag_starting_without_the_reservation_id_uses_it(d
     assert await Transaction.objects.filter(pk=started.transaction_id, reservation=reservation).aexists()
 
 
+async def test_a_connector_s_new_reservation_accepted_ends_the_one_the_charger_no_longer_holds(
+    daphne, api_daphne, api_key
+):
+    """OCPP 1.6 §5.13: a charger answers Occupied to a ReserveNow of another reservationId for a
+    connector it holds reserved, so an Accepted one says it holds no other there (it lost the first at a
+    reboot, or its clock expired it). Probe: the first stayed active until its expiry, and a later
+    session of its id tag on that connector, naming no reservation, was recorded as using it."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-RR", heartbeat_interval=60)
+    for tag in ("RFID-A", "RFID-B"):
+        await IdTag.objects.acreate(id_tag=tag)
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-RR/reserve_now"
+    async with ocpp_charger(daphne, "1.6", "CP-RR", client_class=ReservingCharger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        for reservation_id, connector_id, tag in ((5, 1, "RFID-A"), (6, 1, "RFID-B"), (7, 2, "RFID-A")):
+            reserve = {
+                "connector_id": connector_id,
+                "expiry_date": "2099-05-01T12:00:00Z",
+                "id_tag": tag,
+                "reservation_id": reservation_id,
+            }
+            status, _ = await ahttp(url, method="POST", api_key=api_key, body=reserve)
+            assert status == 200
+        statuses = {r.reservation_id: r.status async for r in Reservation.objects.all()}
+        assert statuses == {5: "cancelled", 6: "active", 7: "active"}
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="RFID-A", meter_start=0, timestamp="2026-05-01T10:00:00Z")
+        )
+    assert await Transaction.objects.filter(pk=started.transaction_id, reservation=None).aexists()
+    assert {r.reservation_id: r.status async for r in Reservation.objects.all()} == {
+        5: "cancelled",
+        6: "active",
+        7: "active",
+    }
+
+
 async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-LL", heartbeat_interval=60)
     async with ocpp_charger(daphne, "1.6", "CP-LL", client_class=LocalListCharger):
