@@ -58,6 +58,8 @@ MIN_ATTEMPT_SECONDS = 0.5
 # The engine claims at most this often (finished deliveries are gathered between two claims) and
 # records outcomes in batches this far apart.
 CLAIM_INTERVAL_SECONDS = 0.02
+# One slot in this many of the engine's (at least one) is kept for receivers with nothing in flight.
+RESERVED_SHARE = 4
 RECORD_INTERVAL_SECONDS = 0.05
 RECORD_BATCH = 500
 
@@ -220,8 +222,11 @@ class DeliveryEngine:
     """The webhook worker's delivery loop, in a thread with its own asyncio loop.
 
     1. Claim as many due deliveries as there are free slots (``max_in_flight``), at most as many
-       per subscription as it has free (``per_receiver``), oldest due first: first attempts and
-       retries alike, so retries drain as fast as new events.
+       per subscription as it has free (``per_receiver``), the receivers with fewest in flight first and
+       each one's oldest due first: first attempts and retries alike, so retries drain as fast as new
+       events. A receiver's second and further deliveries in flight leave ``reserve`` slots (a quarter)
+       to receivers with nothing in flight, so slow receivers, however many, never hold every slot
+       while fewer than ``reserve`` of them hang at once.
     2. POST each at once on the shared keep-alive session; a semaphore per subscription keeps at
        most ``per_receiver`` in flight to one receiver, so a slow receiver holds only its own slots.
     3. Record the outcomes in batches, fenced by each claim's lease token.
@@ -232,6 +237,9 @@ class DeliveryEngine:
     def __init__(self, *, max_in_flight: int, per_receiver: int, poll_seconds: float) -> None:
         self.max_in_flight = max_in_flight
         self.per_receiver = per_receiver
+        # The slots kept for receivers with nothing in flight: a receiver's further deliveries take only
+        # the others, so slow receivers, however many, leave a receiver that answers its own slots.
+        self.reserve = max(1, max_in_flight // RESERVED_SHARE)
         self.poll_seconds = poll_seconds
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
         self._thread: threading.Thread | None = None
@@ -311,7 +319,11 @@ class DeliveryEngine:
             return
         started = time.monotonic()
         claim = await self._in_db(
-            webhook_deliveries_claim, limit=free, per_receiver=self.per_receiver, in_flight=dict(self._in_flight)
+            webhook_deliveries_claim,
+            limit=free,
+            per_receiver=self.per_receiver,
+            in_flight=dict(self._in_flight),
+            reserve=self.reserve,
         )
         if not claim.deliveries:
             return

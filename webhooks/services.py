@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +17,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, F, Field, Max, Min, Model, Q, QuerySet, Value, When, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -251,9 +252,11 @@ def webhook_deliveries_claim(
     limit: int,
     per_receiver: int,
     in_flight: Mapping[uuid.UUID, int] | None = None,
+    reserve: int = 0,
 ) -> Claim:
-    """Claim up to ``limit`` due pending deliveries, oldest due first, at most ``per_receiver`` per subscription
-    with what the caller has in flight to it (``in_flight``: subscription id -> deliveries).
+    """Claim up to ``limit`` due pending deliveries, at most ``per_receiver`` per subscription with what
+    the caller has in flight to it (``in_flight``: subscription id -> deliveries), the least loaded
+    receivers first and each receiver's oldest due first.
 
     Only delivery rows are locked (``FOR UPDATE OF`` the delivery, ``SKIP LOCKED``): neither an
     emitting transaction's foreign-key lock nor an overlapping claim on the same subscription makes
@@ -265,7 +268,14 @@ def webhook_deliveries_claim(
     A subscription with ``per_receiver`` in flight is left out (the caller has all its slots in use), one
     with fewer gets its free slots only: the worker claimed ``per_receiver`` more for a receiver with
     one in flight, and a slow receiver's deliveries, waiting for its slots, held nearly twice its
-    share of the worker's (``CSMS_WEBHOOK_MAX_IN_FLIGHT``: two slow receivers, 510 of 512). A locked delivery
+    share of the worker's (``CSMS_WEBHOOK_MAX_IN_FLIGHT``: two slow receivers, 510 of 512).
+
+    Fairness between receivers: a receiver's first delivery in flight may take any of the ``limit``
+    slots, its further ones only those past ``reserve`` (the slots kept for receivers with nothing in
+    flight), and the claim serves the receivers with fewest in flight first. Capped one by one only,
+    as many slow receivers as the worker's slots over ``per_receiver`` held every slot (4 of the
+    default 128 in 512), their backlog due before anything newer, and a receiver that answers at once
+    was sent nothing until theirs timed out. A locked delivery
     its subscription no longer wants (deactivated, or its event type taken off) is failed, not claimed:
     a deactivated subscription is sent nothing, even a delivery re-sent or emitted after the change.
     """
@@ -273,38 +283,65 @@ def webhook_deliveries_claim(
     expires_at = now + timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
     due = WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
     in_flight = {subscription: count for subscription, count in (in_flight or {}).items() if count > 0}
-    busy = [subscription for subscription, count in in_flight.items() if count >= per_receiver]
+    shared = limit - reserve  # the slots a receiver's further deliveries may take
+    busy = [subscription for subscription, count in in_flight.items() if count >= per_receiver or shared <= 0]
     if busy:
         due = due.exclude(subscription_id__in=busy)
     free = Case(
-        *(When(subscription_id=s, then=Value(per_receiver - n)) for s, n in in_flight.items() if n < per_receiver),
+        *(When(subscription_id=s, then=Value(per_receiver - n)) for s, n in in_flight.items() if s not in busy),
         default=Value(per_receiver),
     )
+    held = Case(*(When(subscription_id=s, then=Value(n)) for s, n in in_flight.items()), default=Value(0))
     # The ranking reads only the oldest due rows (on the (state, next_attempt_at) index), so a claim
     # costs the same with a backlog of 20 or 20,000.
     oldest = due.order_by("next_attempt_at", "id").values("id")[: 4 * limit]
-    oldest_per_receiver = (
+    least_loaded_first = (
         WebhookDelivery.objects.filter(id__in=oldest)
         .annotate(rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")]))
-        .annotate(free=free)
+        .annotate(free=free, load=F("rank") + held)
         .filter(rank__lte=F("free"))
-        .order_by("next_attempt_at", "id")
-        .values("id")[: 2 * limit]
+        .order_by("load", "next_attempt_at", "id")
+        .values_list("id", flat=True)[: 2 * limit]
     )
+    candidates = list(least_loaded_first)
+    in_their_order = RawSQL(f'array_position(%s::uuid[], "{WebhookDelivery._meta.db_table}"."id")', (candidates,))
     token = uuid.uuid4()
     with transaction.atomic():
         locked = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(id__in=oldest_per_receiver, state=DeliveryState.PENDING, next_attempt_at__lte=now)
+            .filter(id__in=candidates, state=DeliveryState.PENDING, next_attempt_at__lte=now)
             .select_related("subscription")
-            .order_by("next_attempt_at", "id")[:limit]
+            .order_by(in_their_order)[:limit]
         )
-        claimed = [delivery for delivery in locked if not _unwanted(delivery)]
+        locked.sort(key=lambda delivery: (delivery.next_attempt_at, delivery.id))
+        wanted = [delivery for delivery in locked if not _unwanted(delivery)]
+        claimed = _fair_share(wanted, limit=limit, per_receiver=per_receiver, in_flight=in_flight, shared=shared)
         WebhookDelivery.objects.filter(id__in=[d.id for d in claimed]).update(
             next_attempt_at=expires_at, lease_token=token
         )
         _unwanted_failed([delivery for delivery in locked if _unwanted(delivery)])
     return Claim(token=token, expires_at=expires_at, deliveries=claimed)
+
+
+def _fair_share(
+    deliveries: list[WebhookDelivery], *, limit: int, per_receiver: int, in_flight: Mapping[uuid.UUID, int], shared: int
+) -> list[WebhookDelivery]:
+    """Of ``deliveries`` (oldest due first), the claim's: each receiver's n-th in flight after every
+    receiver's (n-1)-th, at most ``per_receiver`` each, ``limit`` in all, and a receiver's second and
+    further ones only while fewer than ``shared`` are taken (the rest kept for first ones)."""
+    taken: Counter[uuid.UUID] = Counter()
+    loaded = []
+    for delivery in deliveries:
+        taken[delivery.subscription_id] += 1
+        loaded.append((in_flight.get(delivery.subscription_id, 0) + taken[delivery.subscription_id], delivery))
+    loaded.sort(key=lambda pair: pair[0])  # stable: each load's oldest due first
+    claimed: list[WebhookDelivery] = []
+    for load, delivery in loaded:
+        if len(claimed) >= limit:
+            break
+        if load <= per_receiver and (load == 1 or len(claimed) < shared):
+            claimed.append(delivery)
+    return claimed
 
 
 def _unwanted_failed(deliveries: list[WebhookDelivery]) -> None:

@@ -42,6 +42,15 @@ class GatedReceiver:
 
 @pytest.fixture
 def slow_receiver() -> Iterator[GatedReceiver]:
+    yield from gated_receiver()
+
+
+@pytest.fixture
+def other_slow_receiver() -> Iterator[GatedReceiver]:
+    yield from gated_receiver()
+
+
+def gated_receiver() -> Iterator[GatedReceiver]:
     receiver = GatedReceiver()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -118,6 +127,45 @@ async def test_a_slow_receiver_does_not_hold_up_a_fast_one(settings, webhook_rec
     assert slow_receiver.most_waiting == PER_RECEIVER  # never more in flight to one receiver
     assert len(slow_receiver.event_ids) == len(set(slow_receiver.event_ids)) == 10
     assert len(webhook_receiver.requests) == 10  # and no duplicates to the fast one either
+
+
+async def test_slow_receivers_filling_the_worker_leave_a_slot_to_another_receiver(
+    settings, webhook_receiver, slow_receiver, other_slow_receiver, daphne_factory
+):
+    """Each receiver was capped at ``per_receiver`` in flight, but not all of them together: as many slow
+    receivers as the worker's slots over ``per_receiver`` (4 of the default 128 in 512) held every slot,
+    and a receiver that answers at once was sent nothing until their attempts timed out (10 s each,
+    again at every retry of their backlog). A receiver's further slots are taken only while some of the
+    worker's stay free for receivers with nothing in flight."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    engine = DeliveryEngine(max_in_flight=2 * PER_RECEIVER, per_receiver=PER_RECEIVER, poll_seconds=1)
+    engine.start()
+    try:
+        slow = [
+            await sync_to_async(services.webhook_subscription_create)(url=r.url, events=["charge_point.offline"])
+            for r in (slow_receiver, other_slow_receiver)
+        ]
+        await sync_to_async(emit_to_both)(10)  # a backlog for the slow receivers
+        engine.wake()
+        await eventually(lambda: slow_receiver.waiting and other_slow_receiver.waiting, timeout=10)
+        await eventually(lambda: sum(engine._in_flight.values()) >= engine.max_in_flight - 1, timeout=10)
+        fast = await sync_to_async(services.webhook_subscription_create)(
+            url=webhook_receiver.url, events=["charge_point.offline"]
+        )
+        await sync_to_async(emit_to_both)(5)
+        engine.wake()
+
+        async def fast_delivered() -> bool:
+            return await sync_to_async(states)(fast.id) == [DeliveryState.DELIVERED] * 5
+
+        await eventually(fast_delivered, timeout=30)
+        slow_attempts = WebhookAttempt.objects.filter(delivery__subscription__in=slow)
+        assert await slow_attempts.acount() == 0  # delivered while the slow receivers still held theirs
+        assert len(webhook_receiver.requests) == 5
+    finally:
+        slow_receiver.gate.set()
+        other_slow_receiver.gate.set()
+        engine.stop(timeout=20)
 
 
 async def test_the_engine_connects_to_the_checked_address_and_fails_a_refused_target_at_once(
