@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 
 class ReadOnlyMixin:
@@ -26,6 +26,39 @@ class ReadOnlyMixin:
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     pass
+
+
+class RefusalsShown:
+    """Mixed in before ``admin.ModelAdmin``: a refusal (one of ``refusals``) a service raises at a
+    page's save, delete or action, when the page's own check passed but the row changed since (a
+    session started on a connector between the delete's confirmation and the delete), is the
+    page's error message, the page shown again, nothing written, not a 500. A save and a delete run
+    in one database transaction (Django's); an action whose writes must be all or none makes its
+    own (a ``delete_queryset`` in one)."""
+
+    refusals: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]  # a ModelAdmin's
+        except self.refusals as refusal:
+            return self._refused(request, refusal)
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]  # a ModelAdmin's
+        except self.refusals as refusal:
+            return self._refused(request, refusal)
+
+    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changelist_view(request, *args, **kwargs)  # type: ignore[misc]  # a ModelAdmin's
+        except self.refusals as refusal:
+            return self._refused(request, refusal)
+
+    def _refused(self, request: HttpRequest, refusal: Exception) -> HttpResponse:
+        self.message_user(request, str(refusal), messages.ERROR)  # type: ignore[attr-defined]  # a ModelAdmin's
+        return HttpResponseRedirect(request.get_full_path())
 
 
 class ChangedOnThePageForm(forms.BaseForm):

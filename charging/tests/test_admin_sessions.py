@@ -735,3 +735,63 @@ def test_an_operator_deletes_a_connector_the_charger_no_longer_has_not_one_with_
     assert list(Connector.objects.filter(charge_point=charge_point).values_list("connector_id", flat=True)) == [1]
     with pytest.raises(ConnectorInUse):
         connector_delete(connector=in_use)
+
+
+def _session_starts_after_the_page_s_check(monkeypatch, charge_point_id: str, connector_id: int) -> None:
+    """The race: a charger starts a session on the connector right after the delete page checked that
+    none was open (its confirmation, or the list's "Delete selected")."""
+    connector_admin = admin.site._registry[Connector]
+    checked = connector_admin.get_deleted_objects
+
+    def check_then_start(objs, request):
+        found = checked(objs, request)
+        transaction_start(
+            StartRequest(
+                charge_point_id=charge_point_id,
+                ocpp_version="1.6",
+                start_key="race",
+                started_at=T0,
+                connector_id=connector_id,
+                id_tag="TAG",
+                meter_start_wh=Decimal(0),
+            )
+        )
+        return found
+
+    monkeypatch.setattr(connector_admin, "get_deleted_objects", check_then_start)
+
+
+def test_a_session_started_on_a_connector_while_its_deletion_is_confirmed_is_refused_with_a_message(
+    ops, register_charge_point, monkeypatch
+):
+    """The page checked that no session was open on the connector, a charger started one before the
+    delete, and ``connector_delete`` refused it: a 500. The delete is refused with the reason, the
+    connector kept."""
+    charge_point = register_charge_point("CP-RACE", ocpp_version="1.6")
+    connector = Connector.objects.create(charge_point=charge_point, connector_id=1, status="Available")
+    _session_starts_after_the_page_s_check(monkeypatch, "CP-RACE", 1)
+
+    response = ops.post(f"/admin/chargepoints/connector/{connector.pk}/delete/", {"post": "yes"}, follow=True)
+
+    assert response.status_code == 200
+    assert any("has an open session" in message for message in _messages(response))
+    assert Connector.objects.filter(pk=connector.pk).exists()
+
+
+def test_a_session_started_while_connectors_are_deleted_in_bulk_deletes_none_and_says_why(
+    ops, register_charge_point, monkeypatch
+):
+    """The list's "Delete selected": a session started on one of them after the page's check
+    failed the delete half-way (those before it gone), a 500. None is deleted, the reason shown."""
+    charge_point = register_charge_point("CP-RACE", ocpp_version="1.6")
+    connectors = [
+        Connector.objects.create(charge_point=charge_point, connector_id=n, status="Available") for n in (1, 2, 3)
+    ]
+    _session_starts_after_the_page_s_check(monkeypatch, "CP-RACE", 3)
+
+    data = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [c.pk for c in connectors], "post": "yes"}
+    response = ops.post("/admin/chargepoints/connector/", data, follow=True)
+
+    assert response.status_code == 200
+    assert any("has an open session" in message for message in _messages(response))
+    assert Connector.objects.filter(charge_point=charge_point).count() == 3
