@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.handlers.asgi import ASGIRequest
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest, StreamingHttpResponse
@@ -20,7 +21,7 @@ from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
 from charging.admin.shared import id_tags_folded
 from kernel.admin_lists import CappedList, TimeRangeFilter
-from kernel.admin_mixins import ChangedOnThePageForm
+from kernel.admin_mixins import ChangedOnThePageForm, RefusalsShown
 from kernel.money import round_money
 from kernel.streaming import in_request_thread
 
@@ -51,8 +52,13 @@ class TariffForm(ChangedOnThePageForm, forms.ModelForm):
 
 
 @admin.register(Tariff)
-class TariffAdmin(admin.ModelAdmin):
+class TariffAdmin(RefusalsShown, admin.ModelAdmin):
+    """A session a charger started under the tariff after the page's check (its delete's
+    confirmation, a change of its prices) is the refusal's message, not a 500 (``RefusalsShown``;
+    a "Delete selected" deletes all or none)."""
+
     form = TariffForm
+    refusals = (services.TariffInUse, services.TariffPricesFixed)
     list_display = [
         "name",
         "currency",
@@ -97,8 +103,9 @@ class TariffAdmin(admin.ModelAdmin):
         services.tariff_delete(tariff=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tariff]) -> None:
-        for tariff in queryset:
-            services.tariff_delete(tariff=tariff)
+        with transaction.atomic():
+            for tariff in queryset:
+                services.tariff_delete(tariff=tariff)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tariff | None = None) -> list[str]:
         """Its prices are fixed once it priced a billing record, or while an open session started

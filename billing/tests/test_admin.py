@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.messages import get_messages
 
 from billing import services
 from billing.models import BillingRecord, Tariff
 from charging.models import Transaction
+from charging.services.transaction_start import StartRequest, transaction_start
 from kernel.tests.page_forms import form_as_posted
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +140,77 @@ def test_a_start_after_an_end_set_while_the_tariff_s_page_was_open_is_the_field_
     assert response.context["adminform"].form.errors
     tariff.refresh_from_db()
     assert (tariff.valid_from, tariff.valid_to) == (None, ended)
+
+
+def _session_starts(charge_point_id: str, key: str = "race") -> Transaction:
+    """A charger starts a session, priced by the default tariff."""
+    return transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=key,
+            started_at=datetime.now(tz=UTC),
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(0),
+        )
+    ).transaction
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def test_a_session_started_between_a_price_change_s_check_and_its_save_is_refused_with_a_message(
+    admin_client, register_charge_point, monkeypatch
+):
+    """The form found the prices free, a session started under the tariff before the save, and
+    ``tariff_save`` refused the change: a 500. It is refused with the reason, the prices kept."""
+    register_charge_point("CP-T", ocpp_version="1.6")
+    tariff = services.tariff_save(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    url = f"/admin/billing/tariff/{tariff.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    tariff_admin = django_admin.site._registry[Tariff]
+    saved = tariff_admin.save_model
+
+    def start_then_save(request, obj, form, change):
+        _session_starts("CP-T")
+        saved(request, obj, form, change)
+
+    monkeypatch.setattr(tariff_admin, "save_model", start_then_save)
+    response = admin_client.post(url, form_as_posted(page, "tariff_form", price_per_kwh="0.45"), follow=True)
+
+    assert response.status_code == 200
+    assert any("cannot change" in message for message in _messages(response))
+    tariff.refresh_from_db()
+    assert tariff.price_per_kwh == Decimal("0.3000")
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_session_started_under_a_tariff_while_its_deletion_is_confirmed_is_refused_with_a_message(
+    admin_client, register_charge_point, monkeypatch, bulk
+):
+    """The delete page found no open session priced by the tariff, a charger started one before the
+    delete, and ``tariff_delete`` refused it: a 500 ("Delete selected": the tariffs before it gone).
+    The delete is refused with the reason, every tariff kept."""
+    register_charge_point("CP-T", ocpp_version="1.6")
+    other = services.tariff_save(name="Other", currency="EUR", price_per_kwh=Decimal("0.20"))
+    tariff = services.tariff_save(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    tariff_admin = django_admin.site._registry[Tariff]
+    checked = tariff_admin.get_deleted_objects
+
+    def check_then_start(objs, request):
+        found = checked(objs, request)
+        _session_starts("CP-T")
+        return found
+
+    monkeypatch.setattr(tariff_admin, "get_deleted_objects", check_then_start)
+    if bulk:
+        data = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [other.pk, tariff.pk], "post": "yes"}
+        response = admin_client.post("/admin/billing/tariff/", data, follow=True)
+    else:
+        response = admin_client.post(f"/admin/billing/tariff/{tariff.pk}/delete/", {"post": "yes"}, follow=True)
+
+    assert response.status_code == 200
+    assert any("is used by" in message for message in _messages(response))
+    assert Tariff.objects.count() == 2
