@@ -48,7 +48,26 @@ class TariffForm(ChangedOnThePageForm, forms.ModelForm):
                     self.add_error(name if name in self.fields else None, str(message))
         elif "currency" in checked.validated_data:
             cleaned["currency"] = checked.validated_data["currency"]  # upper case, as the API stores it
+        if self.instance.pk:
+            self._prices_fixed_refused(cleaned)
         return cleaned
+
+    def _prices_fixed_refused(self, cleaned: dict[str, Any]) -> None:
+        """A price the operator changed on a page that showed it editable, fixed since (a session
+        started under the tariff, a billing record priced with it): the field's error, as
+        ``tariff_save`` refuses it (``TariffAdmin.get_readonly_fields`` keeps such a field in the
+        form at the save; left out, the price typed was dropped without a word)."""
+        changed = [
+            name
+            for name in PRICING_FIELDS
+            if name in self.changed_data and name in cleaned and cleaned[name] != getattr(self.instance, name)
+        ]
+        for name in services.tariff_prices_fixed(tariff=self.instance, changed=changed):
+            self.add_error(
+                name,
+                "Fixed since the page was opened: the tariff priced billing records or prices an open session."
+                " Set its valid_to and create a new tariff.",
+            )
 
 
 @admin.register(Tariff)
@@ -109,9 +128,19 @@ class TariffAdmin(RefusalsShown, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tariff | None = None) -> list[str]:
         """Its prices are fixed once it priced a billing record, or while an open session started
-        under it (``services.tariff_prices_fixed``)."""
+        under it (``services.tariff_prices_fixed``). At a save, a price the page showed editable
+        (its ``initial-`` input came back) stays in the form: a change of one fixed since the page
+        was opened is the field's error (``TariffForm``), not dropped."""
         fixed = services.tariff_prices_fixed(tariff=obj, changed=list(PRICING_FIELDS)) if obj is not None else []
+        if request.method == "POST":
+            fixed = [name for name in fixed if not _shown_editable(name, request)]
         return [*fixed, *self.readonly_fields]
+
+
+def _shown_editable(name: str, request: HttpRequest) -> bool:
+    """Whether the page posted had field ``name`` as an input: its value as shown came back
+    (``ChangedOnThePageForm``'s hidden ``initial-`` input; a date and time's in two parts)."""
+    return f"initial-{name}" in request.POST or f"initial-{name}_0" in request.POST
 
 
 class CurrencyFilter(admin.SimpleListFilter):

@@ -161,6 +161,26 @@ def _messages(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
+def test_a_price_changed_on_a_page_opened_before_a_session_started_under_the_tariff_is_the_field_s_error(
+    admin_client, register_charge_point
+):
+    """The page showed the prices editable; a session started under the tariff before the save, which
+    fixed them: the save dropped the price the operator typed without a word (the form, built at the
+    save, no longer had the field) and said the tariff was changed. It is the field's error."""
+    register_charge_point("CP-T", ocpp_version="1.6")
+    tariff = services.tariff_save(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    url = f"/admin/billing/tariff/{tariff.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    _session_starts("CP-T")
+
+    response = admin_client.post(url, form_as_posted(page, "tariff_form", price_per_kwh="0.45"))
+
+    assert response.status_code == 200
+    assert "price_per_kwh" in response.context["adminform"].form.errors
+    tariff.refresh_from_db()
+    assert tariff.price_per_kwh == Decimal("0.3000")
+
+
 def test_a_session_started_between_a_price_change_s_check_and_its_save_is_refused_with_a_message(
     admin_client, register_charge_point, monkeypatch
 ):
