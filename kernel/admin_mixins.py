@@ -73,6 +73,24 @@ class ChangedOnThePageForm(forms.BaseForm):
         for field in self.fields.values():  # this form's own copies
             field.show_hidden_initial = True
 
+    def _post_clean(self) -> None:
+        """The model's own checks (its constraints, uniqueness) on a saved row as it stands with
+        what the operator changed, as it is saved: with every value the page showed, a change
+        valid on the row was refused for a value the page showed and the row no longer has (a start
+        after the end the page showed, before the later one the API set meanwhile). A new row's
+        are every value typed in."""
+        instance = getattr(self, "instance", None)
+        if instance is None or instance.pk is None:
+            super()._post_clean()  # type: ignore[misc]  # a ModelForm's
+            return
+        typed, changed = self.cleaned_data, set(self.changed_data)
+        self.cleaned_data = {name: value for name, value in typed.items() if name in changed}
+        try:
+            super()._post_clean()  # type: ignore[misc]  # a ModelForm's
+        finally:
+            checked = self.cleaned_data  # less a changed field the model refused
+            self.cleaned_data = {name: value for name, value in typed.items() if name not in changed or name in checked}
+
 
 class _DateHierarchyCheckedChangeList(ChangeList):
     def get_filters(self, request: HttpRequest) -> Any:

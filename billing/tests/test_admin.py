@@ -234,3 +234,27 @@ def test_a_session_started_under_a_tariff_while_its_deletion_is_confirmed_is_ref
     assert response.status_code == 200
     assert any("is used by" in message for message in _messages(response))
     assert Tariff.objects.count() == 2
+
+
+def test_a_tariff_s_page_is_checked_against_the_validity_as_it_stands_not_as_the_page_showed_it(admin_client):
+    """The form's model check took every value the page showed: a start moved past the end the page
+    showed, but before the later end the API had set meanwhile, was refused as breaking the validity
+    window the tariff no longer had. Saved on the row as it stands, it is accepted."""
+    tariff = services.tariff_save(
+        name="Standard",
+        currency="EUR",
+        valid_from=datetime(2030, 1, 1, tzinfo=UTC),
+        valid_to=datetime(2030, 2, 1, tzinfo=UTC),
+    )
+    url = f"/admin/billing/tariff/{tariff.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    later = datetime(2031, 1, 1, tzinfo=UTC)
+    services.tariff_save(tariff=Tariff.objects.get(pk=tariff.pk), valid_to=later)  # the API, meanwhile
+
+    response = admin_client.post(
+        url, form_as_posted(page, "tariff_form", valid_from_0="2030-03-01", valid_from_1="00:00:00")
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    tariff.refresh_from_db()
+    assert (tariff.valid_from, tariff.valid_to) == (datetime(2030, 3, 1, tzinfo=UTC), later)
