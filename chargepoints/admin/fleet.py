@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -43,11 +44,11 @@ from chargepoints.selectors import (
     charge_point_recent_security_events,
     connectors_of_their_version,
 )
-from chargepoints.services import charge_point_delete, charge_point_update
+from chargepoints.services import ChargePointHasHistory, charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
 from kernel.admin_lists import CappedList, TimeRangeFilter
-from kernel.admin_mixins import ChangedOnThePageForm, ReadOnlyAdmin
+from kernel.admin_mixins import ChangedOnThePageForm, ReadOnlyAdmin, RefusalsShown
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
@@ -157,8 +158,11 @@ class ChargePointAdminForm(ChangedOnThePageForm, forms.ModelForm):
 
 
 @admin.register(ChargePoint)
-class ChargePointAdmin(admin.ModelAdmin):
+class ChargePointAdmin(RefusalsShown, admin.ModelAdmin):
     form = ChargePointAdminForm
+    # A charger's first session started after its delete page's check: the refusal's message, not
+    # a 500 (a "Delete selected" deletes all or none).
+    refusals = (ChargePointHasHistory,)
     # Six columns fit a 1366 px screen beside the navigation and the filters: the lifecycle shows
     # in the status column when it is not the usual "commissioned", the model carries its vendor
     # and firmware, and the heartbeat interval is on the charger's page.
@@ -243,8 +247,9 @@ class ChargePointAdmin(admin.ModelAdmin):
         charge_point_delete(charge_point=obj)  # as the API: its socket closed, subscribers told it is offline
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
-        for charge_point in queryset:
-            charge_point_delete(charge_point=charge_point)
+        with transaction.atomic():
+            for charge_point in queryset:
+                charge_point_delete(charge_point=charge_point)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ChargePoint | None = None) -> list[str]:
         # The id is the charger's identity (its URL, its sessions): fixed once registered. The

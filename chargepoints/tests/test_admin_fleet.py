@@ -326,6 +326,47 @@ def test_deleting_connected_chargers_in_the_admin_takes_them_offline_for_subscri
     ]
 
 
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_charger_s_first_session_started_while_its_deletion_is_confirmed_refuses_the_delete_with_a_message(
+    admin_client, register_charge_point, monkeypatch, bulk
+):
+    """The delete page found no session of the charger, it started its first before the delete, and
+    ``charge_point_delete`` refused it (its billing history is kept): a 500, and a "Delete selected"
+    half done. The delete is refused with the reason, every charger kept."""
+    from django.contrib import admin as django_admin
+    from django.contrib.messages import get_messages
+
+    other = register_charge_point("CP-OTHER", ocpp_version="1.6")
+    charge_point = register_charge_point("CP-FIRST", ocpp_version="1.6")
+    charger_admin = django_admin.site._registry[ChargePoint]
+    checked = charger_admin.get_deleted_objects
+
+    def check_then_start(objs, request):
+        found = checked(objs, request)
+        start = StartRequest(
+            charge_point_id="CP-FIRST",
+            ocpp_version="1.6",
+            start_key="first",
+            started_at=timezone.now(),
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(0),
+        )
+        transaction_start(start)
+        return found
+
+    monkeypatch.setattr(charger_admin, "get_deleted_objects", check_then_start)
+    if bulk:
+        data = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [other.pk, charge_point.pk], "post": "yes"}
+        response = admin_client.post(CHANGELIST, data, follow=True)
+    else:
+        response = admin_client.post(f"{CHANGELIST}{charge_point.pk}/delete/", {"post": "yes"}, follow=True)
+
+    assert response.status_code == 200
+    assert any("decommission it instead" in str(message) for message in get_messages(response.wsgi_request))
+    assert ChargePoint.objects.count() == 2
+
+
 @pytest.mark.parametrize(
     ("state", "closes"),
     [
