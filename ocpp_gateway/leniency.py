@@ -6,8 +6,9 @@ interpret: a string over its ``maxLength``, an enum value it does not know (kept
 number sent as a string or a string as a number (converted), a required field it has a safe
 default for, an optional field sent as ``null`` (absent), a field the schema does not name (left
 out), a list of objects sent as its one object (that list), a 2.0.1 sampled value that is no
-number (kept raw, as a 1.6 one: ``unparseable_value``). A refused stop is retried forever while
-the session stays open; a refused meter value loses energy.
+number (kept raw, as a 1.6 one: ``unparseable_value``; in either version a boolean, object or
+list there as its JSON text). A refused stop is retried forever while the session stays open; a
+refused meter value loses energy.
 Only a message the CSMS cannot apply at all (no session id, an eventType it does not know, a
 required field null or missing without a default) keeps its CALLERROR.
 
@@ -396,6 +397,8 @@ def _fixed(
             changes.append((path, "null"))  # stored as the JSON it was
         elif (converted := _converted(error.instance, error.validator_value)) is not None:
             changes.append((path, converted))
+        elif not isinstance(error.instance, str):  # true, an object, a list: stored as the JSON it was
+            changes.append((path, json.dumps(error.instance)))
         return True
     if error.validator == "type" and error.instance is None and path and isinstance(path[-1], str):
         default = _DEFAULTS.get(key, {}).get(_joined(path, any_index=True))
@@ -502,13 +505,11 @@ def _incomplete_left_out(key: tuple[str, str], parent: list[Any]) -> list[Any] |
 
 
 def _raw_reading(key: tuple[str, str], error: ValidationError) -> bool:
-    """A sampled value that is no number (2.0.1 ``"n/a"``; ``null`` in either version): kept as sent,
-    stored raw with no number (``unparseable_value``), so the message and its session still apply."""
-    return (
-        error.validator == "type"
-        and (error.instance is None or isinstance(error.instance, str))
-        and _path(error, any_index=True) in _READINGS
-    )
+    """A sampled value that is no number (2.0.1 ``"n/a"``; ``null``, ``true``, an object or a list in
+    either version): kept as sent (as its JSON text where it is no text), stored raw with no number
+    (``unparseable_value``), so the message and its session still apply (a stop refused for it was
+    resent forever, its session left open)."""
+    return error.validator == "type" and _path(error, any_index=True) in _READINGS
 
 
 def _left_out(key: tuple[str, str], error: ValidationError) -> bool:

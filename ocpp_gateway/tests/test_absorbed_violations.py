@@ -535,8 +535,8 @@ async def test_frames_that_cannot_be_applied_still_get_their_callerror(daphne, p
         assert (await call(websocket, "e1", "StopTransaction", no_session))[:3] == [4, "e1", "ProtocolError"]
         no_energy = {"transactionId": started["transactionId"], "meterStop": "lots", "timestamp": T1}
         assert (await call(websocket, "e2", "StopTransaction", no_energy))[:3] == [4, "e2", "TypeConstraintViolation"]
-        no_value = {"connectorId": 1, "meterValue": [{"timestamp": T1, "sampledValue": [{"value": {"Wh": 1}}]}]}
-        assert (await call(websocket, "m1", "MeterValues", no_value))[:3] == [4, "m1", "TypeConstraintViolation"]
+        no_place = {"connectorId": {"id": 1}, "meterValue": [{"timestamp": T1, "sampledValue": [{"value": "1"}]}]}
+        assert (await call(websocket, "m1", "MeterValues", no_place))[:3] == [4, "m1", "TypeConstraintViolation"]
         assert (await call(websocket, "h1", "Heartbeat", {}))[:2] == [3, "h1"]
     async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
         unknown_event = {
@@ -680,3 +680,46 @@ async def test_v201_a_reading_list_sent_as_its_one_item_is_read_as_that_list(dap
     assert await MeterSample.objects.filter(transaction=session).acount() == 2  # its Begin and End
     # the MeterValues' reading (2.0.1: outside any transaction) is kept too
     assert await MeterSample.objects.filter(charge_point=charge_point, source="MeterValues").acount() == 1
+
+
+@pytest.mark.parametrize(("value", "raw"), [(True, "true"), ({"value": 2000}, '{"value": 2000}'), ([2000], "[2000]")])
+async def test_a_reading_that_is_no_number_nor_text_is_kept_raw_and_the_session_ends(daphne, value, raw):
+    """A sampled value sent as a boolean, an object or a list (no number, no text) was refused
+    (TypeConstraintViolation) where ``null`` or ``"n/a"`` is kept raw: a 1.6 stop or a 2.0.1 Ended
+    carrying one never applied, its session stayed open, resent forever."""
+    charge_point = await charger("CP-ODD-READING", "strict")
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "ANY", "meterStart": 1000, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        reading = [{"timestamp": T_HALF, "sampledValue": [{"value": value}]}]
+        meter = {"connectorId": 1, "transactionId": started["transactionId"], "meterValue": reading}
+        assert await call(websocket, "m1", "MeterValues", meter) == [3, "m1", {}]
+        stop = {"transactionId": started["transactionId"], "meterStop": 3000, "timestamp": T1}
+        assert await call(websocket, "e1", "StopTransaction", {**stop, "transactionData": reading}) == [3, "e1", {}]
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        began = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-ODD"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", began))[:2] == [3, "t1"]
+        meter = {"evseId": 1, "meterValue": [{"timestamp": T_HALF, "sampledValue": [{"value": value}]}]}
+        assert await call(websocket, "m2", "MeterValues", meter) == [3, "m2", {}]
+        end = [{"timestamp": T1, "sampledValue": [{"value": value, "context": "Transaction.End"}]}]
+        ended = {**began, "eventType": "Ended", "timestamp": T1, "seqNo": 1, "meterValue": end}
+        assert (await call(websocket, "t2", "TransactionEvent", ended))[:2] == [3, "t2"]
+
+    sessions = [session async for session in Transaction.objects.order_by("pk")]
+    assert [session.status for session in sessions] == [TransactionStatus.ENDED] * 2
+    assert all("unparseable_value" in session.anomalies for session in sessions)
+    kept = MeterSample.objects.filter(raw_value=raw, value=None)
+    assert await kept.acount() == 4  # the 1.6 reading and its stop's, the 2.0.1 reading and its Ended's
+    assert {(action, validator) for action, _, validator, _ in await violations(charge_point)} == {
+        ("MeterValues", "type"),
+        ("StopTransaction", "type"),
+        ("TransactionEvent", "type"),
+    }

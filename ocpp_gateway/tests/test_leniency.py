@@ -84,7 +84,7 @@ def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
         (
             "2.0.1",
             "MeterValues",
-            {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": {"kWh": 1}}]}]},
+            {"evseId": {"id": 1}, "meterValue": [{"timestamp": T, "sampledValue": [{"value": 1}]}]},
             TypeConstraint,
         ),
     ],
