@@ -73,7 +73,7 @@ logger = logging.getLogger(__name__)
 
 # An answer's (CALLRESULT, CALLERROR) id at its start: whether a frame refused unread (over the size
 # or rate limit, not JSON) answers the CALL the CSMS awaits. A byte-order mark first too, as before
-# a CALL's id (``rpc_errors.LEADING_CALL_ID``): such an answer is no JSON, and fails its command at once.
+# a CALL's id (``rpc_errors.leading_call_id``): such an answer is no JSON, and fails its command at once.
 _LEADING_ANSWER_ID = re.compile(r'\ufeff?\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
 
 
@@ -719,10 +719,10 @@ class OcppRouter(RoutedChargePoint):
                 raw_msg,
             )
             self._over_budget_unlogged, self._over_budget_logged_at = 0, now
-        match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
-        if match and self._refusals_answered():
+        unique_id = rpc_errors.leading_call_id(raw_msg, ocpp_version=self._ocpp_version)
+        if unique_id is not None and self._refusals_answered():
             error = GenericError(description="Rate limit exceeded; slow down.")
-            await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
+            await self._send_message(Call(unique_id, "", {}).create_call_error(error))
 
     def _refusals_answered(self) -> bool:
         """Whether a refused CALL still gets its GenericError: at most ``REFUSALS_ANSWERED`` times the
@@ -828,10 +828,10 @@ class OcppRouter(RoutedChargePoint):
         logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, size, limit)
         if self._outstanding_failed(raw_msg, f"The answer of {size} bytes is over the {limit} byte limit."):
             return
-        match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
-        if match:
+        unique_id = rpc_errors.leading_call_id(raw_msg, ocpp_version=self._ocpp_version)
+        if unique_id is not None:
             error = FormatViolationError(description=f"Frame of {size} bytes is over the {limit} byte limit.")
-            await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
+            await self._send_message(Call(unique_id, "", {}).create_call_error(error))
 
     async def _refuse_unreadable(self, raw_msg: str, received_at: datetime, error: OCPPError | RecursionError) -> None:
         """A frame that did not unpack: logged, then an answer to the awaited CALL fails it at once,
@@ -858,10 +858,10 @@ class OcppRouter(RoutedChargePoint):
         that id (its own, not 2.0.1's ``-1`` for an unreadable one)."""
         if not isinstance(error, RecursionError):
             return rpc_errors.unparseable_answer(raw_msg, error, ocpp_version=self._ocpp_version)
-        match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
-        if match is None:
+        unique_id = rpc_errors.leading_call_id(raw_msg, ocpp_version=self._ocpp_version)
+        if unique_id is None:
             return rpc_errors.unparseable_answer(raw_msg, None, ocpp_version=self._ocpp_version)
-        return match.group(1), FormatViolationError(description="The payload is nested deeper than any OCPP message.")
+        return unique_id, FormatViolationError(description="The payload is nested deeper than any OCPP message.")
 
     async def _answer_undecodable_number(self, raw_msg: str, received_at: datetime, error: ValueError) -> None:
         """A CALL gets a TypeConstraintViolation (no OCPP type holds the number); an answer

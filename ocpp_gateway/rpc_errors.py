@@ -22,10 +22,12 @@ from ocpp.exceptions import FormatViolationError, OCPPError
 from ocpp.messages import MessageType
 
 UNREADABLE_ID = "-1"
-# A CALL's id at its start, read without decoding the frame (too large, too deep, no JSON).
-LEADING_CALL_ID = re.compile(r'\ufeff?\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')  # a byte-order mark first, too
-# A 1.6 CALL's integer id (1.6 echoes one), at the start of a frame that is no JSON.
+# A CALL's id at its start, read without decoding the frame (too large, too deep, no JSON, over the
+# frame rate): up to 64 characters, escapes included (``"a\"b"``), a byte-order mark first too.
+_LEADING_CALL_ID = re.compile(r'\ufeff?\s*\[\s*2\s*,\s*"((?:[^"\\]|\\.){1,64})"', re.DOTALL)
+# A 1.6 CALL's integer id (1.6 echoes one).
 _LEADING_CALL_INTEGER_ID = re.compile(r"\ufeff?\s*\[\s*2\s*,\s*(-?\d{1,18})\s*,")
+_HEAD_CHARACTERS = 400  # an id of 64 escapes (``\u00e9``) and what may lead it
 _MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
 # OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255] (1.6 sets no bound).
 DESCRIPTION_CHARACTERS_201 = 255
@@ -40,6 +42,23 @@ class RpcFrameworkError(OCPPError):
 class MessageTypeNotSupportedError(OCPPError):
     code = "MessageTypeNotSupported"
     default_description = "A message with a Message Type Number received that is not supported by this implementation."
+
+
+def leading_call_id(raw: str, *, ocpp_version: str) -> str | int | None:
+    """The id of the CALL that ``raw`` starts as, read from its head without decoding the rest, as
+    the connection's version echoes a valid CALL's: a non-empty string (its escapes read), or in 1.6
+    an integer too; None when there is none (not a CALL, no id there, a 2.0.1 integer id)."""
+    head = raw[:_HEAD_CHARACTERS]
+    text = _LEADING_CALL_ID.match(head)
+    if text is not None:
+        try:
+            unique_id = json.loads(f'"{text.group(1)}"') if "\\" in text.group(1) else text.group(1)
+        except ValueError:  # an escape JSON does not have (``\x``): no id that can be echoed
+            return None
+        return unique_id if isinstance(unique_id, str) and unique_id else None
+    if ocpp_version == "1.6" and (number := _LEADING_CALL_INTEGER_ID.match(head)) is not None:
+        return int(number.group(1))
+    return None
 
 
 def description_fitted(description: str, *, ocpp_version: str) -> str:
@@ -72,12 +91,11 @@ def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) 
     """
     frame = _decoded(raw)
     if frame is None:  # a raw control character in a string, cut short, two frames in one
-        head = LEADING_CALL_ID.match(raw[:100])
-        if head is not None:  # both versions: its id is read, so the charger can tell which CALL failed
-            return head.group(1), FormatViolationError(description=_NOT_JSON)
+        # its id read (a string in both versions, 1.6 an integer too): the charger can tell which CALL failed
+        if (unique_id := leading_call_id(raw, ocpp_version=ocpp_version)) is not None:
+            return unique_id, FormatViolationError(description=_NOT_JSON)
         if ocpp_version == "1.6":
-            number = _LEADING_CALL_INTEGER_ID.match(raw[:100])
-            return (int(number.group(1)), FormatViolationError(description=_NOT_JSON)) if number is not None else None
+            return None
     if ocpp_version == "1.6":
         is_call = isinstance(frame, list) and bool(frame) and frame[0] == MessageType.Call
         unique_id = _readable_id(frame, integers=True) if is_call else None

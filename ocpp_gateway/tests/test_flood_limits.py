@@ -99,6 +99,18 @@ async def test_calls_sent_without_waiting_beyond_the_rate_limit_get_a_callerror_
     assert len(lines) < len(refused) and "frames refused since the last such line: 1," in lines[0]
 
 
+async def test_16_calls_with_integer_ids_beyond_the_rate_limit_get_their_callerror_with_that_id(strict_daphne):
+    """1.6 echoes an integer id; a CALL with one refused over the rate went unanswered."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-FLOOD-INT", heartbeat_interval=60)
+    async with raw_socket(strict_daphne, "1.6", "CP-FLOOD-INT") as websocket:
+        for n in range(12):  # sent at once, not waiting for the answers
+            await websocket.send(f'[2,{n},"Heartbeat",{{}}]')
+        answers = [json.loads(await asyncio.wait_for(websocket.recv(), 10)) for _ in range(12)]
+    assert sorted(answer[1] for answer in answers) == list(range(12))
+    refused = [answer for answer in answers if answer[0] == 4]
+    assert refused and all(answer[2] == "GenericError" and "Rate limit" in answer[3] for answer in refused)
+
+
 async def test_a_charger_waiting_for_each_answer_is_held_to_the_rate_not_refused(daphne, strict_daphne):
     """A compliant 1.6 charger catching up its offline queue sends each MeterValues once the last is
     answered, as fast as the CSMS answers: past the burst, the rate refused 213 of 300 with a

@@ -278,3 +278,36 @@ async def test_a_refusal_does_not_send_the_frame_back(daphne, version):
         text = await asyncio.wait_for(websocket.recv(), timeout=5)
     assert json.loads(text)[:3] == [4, "d1", "FormationViolation" if version == "1.6" else "FormatViolation"]
     assert len(text) < 1000
+
+
+@pytest.mark.parametrize(
+    ("frame", "unique_id"),
+    [
+        ('[2,41,"DataTransfer",{"vendorId":"V","data":"%s"}]', 41),
+        ('[2, -7 ,"DataTransfer",{"vendorId":"V","data":"%s"}]', -7),
+        ('[2,"a\\"b\\\\c","DataTransfer",{"vendorId":"V","data":"%s"}]', 'a"b\\c'),
+        ('[2,"caf\\u00e9","DataTransfer",{"vendorId":"V","data":"%s"}]', "café"),
+    ],
+    ids=["integer id", "negative integer id", "escaped quote and backslash", "escaped letter"],
+)
+async def test_16_an_oversized_call_is_answered_with_any_id_its_valid_calls_are(daphne, frame, unique_id):
+    """A 1.6 CALL refused unread (over CSMS_MAX_FRAME_BYTES) was answered only when its id was a plain
+    string: with an integer id (which 1.6 echoes in its answers) or an escaped character in its id
+    it went unanswered, the charger waiting out its timeout."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-16BIGID", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-16BIGID") as websocket:
+        answer = await exchange(websocket, frame % ("x" * 70_000))
+        assert answer[:3] == [4, unique_id, "FormationViolation"] and "byte limit" in answer[3]
+        assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
+def test_the_id_at_a_calls_head_is_read_as_its_version_echoes_it():
+    read = rpc_errors.leading_call_id
+    assert read('[2,"a\\"b",', ocpp_version="2.0.1") == 'a"b'
+    assert read('\ufeff [ 2 , "id" ,', ocpp_version="1.6") == "id"
+    assert read("[2,41,", ocpp_version="1.6") == 41
+    assert read("[2,41,", ocpp_version="2.0.1") is None  # 2.0.1: a message id is a string
+    assert read('[3,"answer",', ocpp_version="1.6") is None  # only a CALL is answered
+    assert read('[2,"",', ocpp_version="1.6") is None
+    assert read('[2,"bad \\x escape",', ocpp_version="1.6") is None
+    assert read('[2,"' + "i" * 65 + '",', ocpp_version="1.6") is None
