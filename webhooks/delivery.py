@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import ssl
 import threading
@@ -22,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from functools import partial
 from typing import Any, TypeVar
 
@@ -117,6 +119,7 @@ async def webhook_delivery_post(
         return None
     started, attempted_at = time.monotonic(), timezone.now()
     status_code: int | None = None
+    retry_after: float | None = None
     signature = subscription_signature_header(
         subscription=delivery.subscription, body=delivery.body, timestamp=int(time.time())
     )
@@ -135,6 +138,8 @@ async def webhook_delivery_post(
         ) as response:
             status_code = response.status
             location = response.headers.get("Location", "")
+            if status_code in RETRY_AFTER_STATUSES:
+                retry_after = retry_after_seconds(response.headers.get("Retry-After", ""))
         error = "" if 200 <= status_code < 300 else f"HTTP {status_code}"
         if 300 <= status_code < 400:
             error += redirect_told(location)
@@ -149,7 +154,30 @@ async def webhook_delivery_post(
         status_code=status_code,
         error=error,
         duration_ms=round((time.monotonic() - started) * 1000, 2),
+        retry_after=retry_after,
     )
+
+
+# The answers whose Retry-After says when the receiver takes deliveries again (RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = {429, 503}
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """A Retry-After header's wait from now in seconds: delay-seconds (digits) or an HTTP date (a date
+    passed: 0); None when there is none or it is neither. Unbounded: the retry's rule bounds it
+    (``services._attempt_result``)."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - timezone.now()).total_seconds())
 
 
 def failure_told(failure: Exception, url: str) -> str:

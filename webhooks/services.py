@@ -236,6 +236,7 @@ class AttemptOutcome:
     """One POST of a claimed delivery: the receiver's status code, or the error (empty: delivered).
 
     ``refused``: the URL guard refused the target, so no retry can pass it (nothing was sent).
+    ``retry_after``: the seconds a 429 or 503 answer's Retry-After asked to wait from its answer, if any.
     """
 
     delivery: WebhookDelivery
@@ -245,6 +246,7 @@ class AttemptOutcome:
     error: str
     duration_ms: float
     refused: bool = False
+    retry_after: float | None = None
 
 
 def webhook_deliveries_claim(
@@ -357,7 +359,10 @@ def _unwanted_failed(deliveries: list[WebhookDelivery]) -> None:
 
 def _attempt_result(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
     """The delivery's fields after this attempt: delivered, failed for good (refused by the URL guard,
-    a permanent status or the last attempt), or due again after the backoff."""
+    a permanent status or the last attempt), or due again after the backoff, or after the receiver's
+    Retry-After when that is later, up to the last retry's wait (``webhook_retry_wait_longest``): a
+    receiver answering 429 or 503 was retried after the backoff alone, sooner than it asked, each
+    attempt spent of the delivery's few, and a hostile one's wait of a year is bounded."""
     attempts = outcome.delivery.attempts + 1
     fields: dict[str, Any] = {
         "attempts": attempts,
@@ -369,8 +374,16 @@ def _attempt_result(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
         return {**fields, "state": DeliveryState.DELIVERED, "delivered_at": now}
     if outcome.refused or outcome.status_code in _PERMANENT_STATUSES or attempts >= settings.CSMS_WEBHOOK_MAX_ATTEMPTS:
         return {**fields, "state": DeliveryState.FAILED}
-    backoff = settings.CSMS_WEBHOOK_RETRY_BASE * 2 ** (attempts - 1)
-    return {**fields, "next_attempt_at": now + timedelta(seconds=backoff)}
+    wait = float(settings.CSMS_WEBHOOK_RETRY_BASE * 2 ** (attempts - 1))
+    if outcome.retry_after is not None:
+        wait = max(wait, min(outcome.retry_after, webhook_retry_wait_longest()))
+    return {**fields, "next_attempt_at": now + timedelta(seconds=wait)}
+
+
+def webhook_retry_wait_longest() -> int:
+    """The longest wait before a retry, in seconds: the last retry's backoff, ``CSMS_WEBHOOK_RETRY_BASE``
+    x 2^(``CSMS_WEBHOOK_MAX_ATTEMPTS`` - 2); a receiver's Retry-After is waited for up to this."""
+    return int(settings.CSMS_WEBHOOK_RETRY_BASE * 2 ** max(settings.CSMS_WEBHOOK_MAX_ATTEMPTS - 2, 0))
 
 
 def _held(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> Q:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import http.server
 import json
 import os
@@ -9,11 +10,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.messages import get_messages
+from django.utils import timezone
 
 from conftest import eventually
 from csms.staff_groups import OPERATOR, staff_user_create
@@ -405,3 +408,46 @@ async def test_receivers_whose_dns_hangs_hold_up_no_other_receiver_however_many(
     finally:
         answer.set()
         engine.stop(timeout=20)
+
+
+RETRY_AFTER_BOUND = 64  # CSMS_WEBHOOK_RETRY_BASE 1 x 2^(CSMS_WEBHOOK_MAX_ATTEMPTS 8 - 2): the last retry's wait
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "least_wait", "most_wait"),
+    [
+        (503, "40", 40, 40),
+        (429, "http-date in 30 s", None, 30),
+        (503, "31536000", RETRY_AFTER_BOUND, RETRY_AFTER_BOUND),  # a year: a hostile receiver parks nothing
+        (429, "1", 1, 1),  # sooner than the backoff: the backoff (1 s at the first retry) holds
+    ],
+)
+async def test_a_receiver_s_retry_after_is_waited_for_up_to_the_last_retry_s_wait(
+    settings, webhook_receiver, engine, status, retry_after, least_wait, most_wait
+):
+    """A receiver answering 429 Too Many Requests or 503 Service Unavailable with a Retry-After
+    (seconds, or an HTTP date) was retried after the backoff alone (CSMS_WEBHOOK_RETRY_BASE: 30 s,
+    then 60 s...), sooner than it asked: a throttled receiver was hit again while it still refused,
+    each attempt spent of the delivery's few. The retry is due no sooner than asked, at most the last
+    retry's wait away."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    settings.CSMS_WEBHOOK_RETRY_BASE = 1
+    settings.CSMS_WEBHOOK_MAX_ATTEMPTS = 8
+    if retry_after.startswith("http-date"):
+        asked = timezone.now().replace(microsecond=0) + timedelta(seconds=30)
+        retry_after = email.utils.format_datetime(asked, usegmt=True)
+    webhook_receiver.status, webhook_receiver.headers = status, {"Retry-After": retry_after, "Content-Length": "0"}
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
+    await sync_to_async(emit_to_both)(1)
+    engine.wake()
+
+    attempt = await eventually(lambda: WebhookAttempt.objects.select_related("delivery").afirst(), timeout=10)
+    recorded_by = timezone.now()
+    delivery = attempt.delivery
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.PENDING, 1, status)
+    if least_wait is None:
+        assert delivery.next_attempt_at >= asked
+    else:
+        assert delivery.next_attempt_at >= attempt.attempted_at + timedelta(seconds=least_wait)
+    assert delivery.next_attempt_at <= recorded_by + timedelta(seconds=most_wait)
+    assert len(webhook_receiver.requests) == 1
