@@ -1,12 +1,14 @@
-"""Operational endpoints: liveness, readiness, metrics, and ``/``."""
+"""Operational endpoints: liveness, readiness, metrics, and the API's schema and docs."""
 
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from csms.health import readiness
 from kernel import metrics
+from kernel.api_errors import JsonErrors
 from webhooks.metrics import WebhookBacklogCollector
 
 
@@ -32,3 +34,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         raise Http404("Metrics are disabled (CSMS_METRICS_ENABLED=0).")
     body, content_type = scrape
     return HttpResponse(body, content_type=content_type)
+
+
+class SchemaView(JsonErrors, SpectacularAPIView):
+    """The OpenAPI schema (YAML, or JSON with ``?format=json``); its errors in JSON, as the API's."""
+
+
+class SchemaDocsView(JsonErrors, SpectacularSwaggerView):
+    """The schema's Swagger UI page; its errors in JSON, as the API's."""

@@ -10,6 +10,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -60,6 +62,19 @@ def query_flag(params: Any, name: str) -> bool | None:
         message = f"{value!r} is not one of: true, false, 1, 0."
         raise ApiError(400, "ValidationError", message, details={name: [message]})
     return _FLAGS[value.lower()]
+
+
+class JsonErrors:
+    """A view mixin: the view's errors are JSON whatever it renders otherwise (the schema's YAML,
+    the docs' HTML). DRF renders an error with the renderer the request negotiated, or the view's
+    first one when negotiation itself failed: a 406 in YAML, a 405 as an HTML page."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]  # a view's
+        if isinstance(response, Response) and response.status_code >= 400:
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -133,6 +133,23 @@ def test_a_format_the_api_does_not_answer_in_is_a_406_naming_format_not_a_404(
     assert "format" in body["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "accept", "status", "error"),
+    [
+        ("get", "/api/v1/schema/?format=xml", "*/*", 406, "NotAcceptable"),
+        ("get", "/api/v1/schema/", "text/html", 406, "NotAcceptable"),
+        ("post", "/api/v1/schema/", "*/*", 405, "MethodNotAllowed"),
+        ("get", "/api/v1/docs/", "application/json", 406, "NotAcceptable"),
+        ("delete", "/api/v1/docs/", "*/*", 405, "MethodNotAllowed"),
+    ],
+)
+def test_the_schema_and_its_docs_answer_their_errors_in_json(client, method, path, accept, status, error):
+    """Probe: ``GET /api/v1/schema/?format=xml`` answered its 406 in YAML, and the docs page their
+    405 and 406 (to ``Accept: application/json`` too) as text/html: a client generated from the
+    schema, fetching it, could not read why."""
+    assert_error(getattr(client, method)(path, HTTP_ACCEPT=accept), status, error)
+
+
 def test_a_missing_key_is_a_401_in_the_error_shape_that_keeps_drfs_detail(db):
     body = assert_error(APIClient().get("/api/v1/chargepoints/"), 401, "NotAuthenticated")
     assert body["detail"] == body["message"]
