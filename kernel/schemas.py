@@ -26,7 +26,7 @@ from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
 from kernel import ocpp_package, payload_case
-from kernel.timestamps import format_ocpp_time, parse_ocpp_time
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time, parse_sent_time
 
 _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 
@@ -179,15 +179,20 @@ def value_errors(
 ) -> dict[tuple[str | int, ...], str]:
     """What the schema of ``action`` cannot say about a schema-valid request ``payload``: a
     ``date-time`` that is not RFC 3339 with its offset (OCPP times; jsonschema checks no format
-    here), a ``uri`` that is not an absolute URI (``_URI``), an integer beyond 32 bits, a negative
+    here), or that UTC does not hold as written (before year 1000 or after 9999 there, a second 60:
+    ``parse_sent_time``), a ``uri`` that is not an absolute URI (``_URI``), an integer beyond 32 bits, a negative
     count, id, duration or limit (``NON_NEGATIVE``). Keyed by path (``request_values``)."""
     errors: dict[tuple[str | int, ...], str] = {}
     name = named or (lambda key: key)
     for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
         if schema.get("format") == "date-time" and isinstance(value, str):
-            parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
-            if parsed is None or parsed.year < 1000:  # UTC holds it in four digits
+            if not _DATE_TIME.fullmatch(value) or parse_ocpp_time(value) is None:
                 errors[path] = f"{value!r} is not an RFC 3339 date-time with its offset (2027-01-31T09:00:00Z)."
+            elif (parsed := parse_sent_time(value)) is None or parsed.year < 1000:  # UTC in four digits
+                errors[path] = (
+                    f"{value!r} is no time the CSMS can send as written: in UTC (2027-01-31T09:00:00Z) from"
+                    " the year 1000 to 9999, its second from 0 to 59."
+                )
         elif schema.get("format") == "uri" and isinstance(value, str) and (refused := uri_error(value)):
             errors[path] = refused
         elif schema.get("type") == "integer" and isinstance(value, int) and value not in INT32_RANGE:
@@ -209,7 +214,7 @@ def times_normalized(*, ocpp_version: str, action: str, payload: Any, named: Any
     rewrites = []
     for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
         if schema.get("format") == "date-time" and isinstance(value, str) and path:
-            parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
+            parsed = parse_sent_time(value) if _DATE_TIME.fullmatch(value) else None
             if parsed is not None and not _UTC_Z.fullmatch(value):
                 rewrites.append((path, format_ocpp_time(parsed)))
     if not rewrites:

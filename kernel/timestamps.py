@@ -58,6 +58,19 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
         return (datetime.min if ahead_of_utc else datetime.max).replace(tzinfo=UTC)
 
 
+def parse_sent_time(value: str) -> datetime | None:
+    """A time the CSMS sends (an API body's RFC 3339 ``date-time``) as an aware UTC datetime; None
+    when no UTC datetime holds it as written: unreadable, without its offset, a second 60 (Python's
+    datetime has none: ``parse_ocpp_time`` reads a charger's as the next second, a charger's clock
+    library may refuse it), or beyond year 9999 in UTC (``parse_ocpp_time``'s edge, 9999-12-31,
+    would stand in for it: another time than asked)."""
+    try:
+        parsed = parse_datetime(value.upper())
+        return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
 # A time of day after the date: ISO 8601's date alone (``2026-12-07``, ``2026-W49-1``) parses as midnight.
 _TIME_OF_DAY = re.compile(r"\d[Tt ]\d")
 

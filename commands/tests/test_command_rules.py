@@ -99,6 +99,20 @@ def firmware201(location: str) -> dict[str, Any]:
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-13-01T00:00:00Z"}, "expiry_date"),
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": FULL_WIDTH_DIGITS}, "expiry_date"),
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "0001-01-01T00:00:00+01:00"}, "expiry_date"),
+        # Year 10000 in UTC: it was sent as 9999-12-31T23:59:59.999Z, an hour earlier than asked
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "9999-12-31T23:59:59-01:00"}, "expiry_date"),
+        (
+            "2.0.1",
+            "get_log",
+            {
+                "log": {**LOG, "oldest_timestamp": "9999-12-31T23:30:00.000-14:00"},
+                "log_type": "DiagnosticsLog",
+                "request_id": 1,
+            },
+            "log.oldest_timestamp",
+        ),
+        # Second 60 (no leap second falls there): sent as written, which the charger's clock library may refuse
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-01-01T00:00:60Z"}, "expiry_date"),
         ("1.6", "reserve_now", {**RESERVE16, "reservation_id": 2**31}, "reservation_id"),
         ("1.6", "reserve_now", {**RESERVE16, "connector_id": -3}, "connector_id"),
         ("1.6", "reserve_now", {**RESERVE16, "reservation_id": -1}, "reservation_id"),

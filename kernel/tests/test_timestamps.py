@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from kernel.timestamps import format_ocpp_time, parse_ocpp_time
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time, parse_sent_time
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,22 @@ def test_a_leap_second_is_read_as_the_instant_after_second_59(sent, read):
 def test_a_date_without_its_time_of_day_is_unreadable_not_midnight(sent):
     """ISO 8601's date alone parsed as midnight UTC: a plausible time hours before the event."""
     assert parse_ocpp_time(sent) is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("2031-01-01T10:00:00.5+01:00", datetime(2031, 1, 1, 9, 0, 0, 500_000, tzinfo=UTC)),
+        ("2031-01-01t09:00:00z", datetime(2031, 1, 1, 9, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999Z", datetime.max.replace(tzinfo=UTC)),
+        ("9999-12-31T23:59:59-01:00", None),  # year 10000 in UTC: not the edge, another time
+        ("0001-01-01T00:00:00+01:00", None),
+        ("2016-12-31T23:59:60Z", None),  # no datetime holds it as written
+        ("2031-01-01T00:00:00", None),  # no offset
+        ("2031-13-01T00:00:00Z", None),
+    ],
+)
+def test_a_time_to_send_is_read_only_as_utc_holds_it(sent, read):
+    """What the CSMS sends must be the time asked: ``parse_ocpp_time`` stands the edge in for a
+    charger's time beyond UTC, and the next second in for its second 60."""
+    assert parse_sent_time(sent) == read
