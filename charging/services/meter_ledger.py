@@ -194,7 +194,8 @@ def _ended_session_repriced(session: Transaction) -> None:
     """An ended session billed again with the readings its charger's queue brought, as a 2.0.1 event
     of its queue re-prices it (``transaction_start``). One the CSMS closed: its energy up to its last
     register reading, its time up to its last evidence; its close stands (the charger's late stop
-    replaces it). One its charger stopped: up to its own meter stop, from the meter start it has now."""
+    replaces it). One its charger stopped: up to its own meter stop (of a 2.0.1 Ended without a reading of
+    its own: its last reading up to the stop, these ones too), from the meter start it has now."""
     assert session.stopped_at is not None
     transaction_finish(
         session=session,

@@ -308,6 +308,8 @@ def transaction_finish(
         and session.ocpp_version == "1.6"
         and _meter_start_only(session, readings)
     )
+    if repriced and _meter_stop_stood_in(session, meter_stop_wh, readings):
+        meter_stop_wh = None  # the last reading up to the stop stands in again, a late event's too
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
@@ -348,6 +350,19 @@ def transaction_finish(
         if isinstance(cost, Decimal):
             return cost
     return None
+
+
+def _meter_stop_stood_in(session: Transaction, meter_stop_wh: Decimal | None, readings: list[metering.Reading]) -> bool:
+    """Whether the meter stop a 2.0.1 session is re-priced with (a late event or reading of its
+    charger's queue) is its last reading when its Ended came, which brought none of its own (no
+    Transaction.End reading: 2.0.1 sends no meter stop): a reading of an Updated the Ended overtook
+    (an offline queue delivered out of order) may be later, and stands in for it now. An Ended's own
+    End reading stays the meter stop (a later one, of an event after the Ended, counts for nothing)."""
+    return (
+        session.ocpp_version == "2.0.1"
+        and meter_stop_wh is not None
+        and not any(reading.context == "Transaction.End" for reading in readings)
+    )
 
 
 def _meter_start_only(session: Transaction, readings: list[metering.Reading]) -> bool:

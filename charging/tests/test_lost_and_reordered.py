@@ -171,3 +171,37 @@ def test_a_late_charging_state_leaves_the_idle_time_a_stations_count_of_charging
     _transaction_event(cp, event("Ended", 3, 60, info=ended))
     _transaction_event(cp, event("Updated", 2, 30, info={"chargingState": "Charging"}))
     assert Transaction.objects.get(charge_point__charge_point_id=cp).idle_seconds == 1200
+
+
+def register(wh: int, minute: float, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
+    """A 2.0.1 meterValue of one energy register reading, in Wh."""
+    at = (T0 + timedelta(minutes=minute)).isoformat()
+    sampled = {"value": wh, "context": context, "measurand": "Energy.Active.Import.Register"}
+    return [{"timestamp": at, "sampledValue": [sampled]}]
+
+
+def test_updated_readings_the_ended_overtook_move_the_meter_stop_they_precede(register_charge_point):
+    """An offline station's queue, replayed out of order: the Ended (10:30, no reading of its own)
+    before the Updated events of 10:10 (2 kWh) and 10:20 (3 kWh). The Ended's meter stop was the
+    register it had then (the Started's 1 kWh) and stayed so: each late Updated re-priced the session
+    against that stale stop, its readings a register going back to 1 kWh (non_monotonic_register,
+    for review), billed 0 then 2 kWh by chance. The last reading up to the stop is the meter stop."""
+    from decimal import Decimal
+
+    from billing.models import BillingRecord, Tariff
+    from charging.models import IdTag
+
+    IdTag.objects.create(id_tag="T")
+    Tariff.objects.create(name="Energy", currency="EUR", price_per_kwh="0.30", is_default=True)
+    cp = new_charger(register_charge_point)
+    token = {"idToken": "T", "type": "ISO14443"}
+    _transaction_event(cp, event("Started", 0, 0, idToken=token, meterValue=register(1000, 0, "Transaction.Begin")))
+    _transaction_event(cp, event("Ended", 3, 30, info={"stoppedReason": "Local"}))
+    _transaction_event(cp, event("Updated", 1, 10, meterValue=register(2000, 10)))
+    session = Transaction.objects.get(charge_point__charge_point_id=cp)
+    assert (session.meter_stop_wh, session.energy_wh, session.anomalies) == (Decimal(2000), Decimal(1000), [])
+    _transaction_event(cp, event("Updated", 2, 20, meterValue=register(3000, 20)))
+    session = Transaction.objects.get(pk=session.pk)
+    assert (session.meter_stop_wh, session.energy_wh, session.last_register_wh) == (3000, 2000, 3000)
+    assert (session.anomalies, session.needs_review) == ([], False)
+    assert BillingRecord.objects.get(transaction=session).total == Decimal("0.60")
