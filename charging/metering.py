@@ -80,6 +80,9 @@ class Anomaly:
     # Longer than ``LONG_SESSION``: a start stamped years back by a clock reset to a stale date
     # (after 2015, so plausible) would otherwise be billed years without a look.
     LONG_DURATION = "long_duration"
+    # A 2.0.1 event of the session named another EVSE (or connector) than the one it was on: a
+    # transaction is on one EVSE (E01.FR.16); its readings may be another meter's.
+    EVSE_CHANGED = "evse_changed"
 
     REVIEW = frozenset(
         {
@@ -94,6 +97,7 @@ class Anomaly:
             UNAUTHORIZED_TOKEN,
             UNREADABLE_METER_START_OR_STOP,
             LONG_DURATION,
+            EVSE_CHANGED,
         }
     )
 

@@ -38,6 +38,8 @@ from charging.services.session_rows import (
     charging_state_apply,
     column_int,
     event_late,
+    evse_told,
+    evse_told_another,
     seq_no_seen,
     seq_nos_contain,
     time_spent_charging_apply,
@@ -702,16 +704,15 @@ def transaction_updated_record(
         return False
     if session.evse_id is None and column_int(evse_id) is not None:  # it closes what was open on it: the full way
         return False
+    if evse_told_another(session, column_int(evse_id), column_int(connector_id)):  # flagged the full way
+        return False
     if seq_nos_contain(session.seq_nos, seq_no):
         # A replay adds nothing; one with readings, or telling a state, may be an event whose
         # seqNo its charger's reboot restarted, which only the full way judges
         # (``_seq_no_restarted``: one statement, for such an event only).
         return not samples and charging is None and not withheld and time_spent_charging is None
     seq_no_seen(session, seq_no)
-    if session.evse_id is None:
-        session.evse_id = column_int(evse_id)
-    if session.connector_id is None:
-        session.connector_id = column_int(connector_id)
+    evse_told(session, evse_id, connector_id)
     samples = samples_judged(samples, received_at)
     # 2.0.1: the readings of its Started and Updated events, stored as the message they came in
     rows = sample_rows(session.charge_point_id, session, samples, source="TransactionEvent")

@@ -623,6 +623,30 @@ def column_int(value: int | None) -> int | None:
     return value if value is not None and 0 <= value < 2**31 else None
 
 
+def evse_told(session: Transaction, evse_id: int | None, connector_id: int | None) -> None:
+    """The EVSE and connector a 2.0.1 event of ``session`` names: they fill what the session lacks
+    (E01.FR.16: the first event after plug-in names them); another EVSE, or another connector of its
+    EVSE, than the session's is no move (a transaction stays on the EVSE it began on, OCPP 2.0.1 E01,
+    and its id names it): the session keeps its own, flagged ``evse_changed`` for review (the event's
+    readings, stored and billed with it, may be another meter's)."""
+    evse_id, connector_id = column_int(evse_id), column_int(connector_id)
+    if evse_told_another(session, evse_id, connector_id):
+        anomaly_flag(session, Anomaly.EVSE_CHANGED)
+        return
+    if session.evse_id is None:
+        session.evse_id = evse_id
+    if session.connector_id is None and (evse_id is None or evse_id == session.evse_id):
+        session.connector_id = connector_id
+
+
+def evse_told_another(session: Transaction, evse_id: int | None, connector_id: int | None) -> bool:
+    """Whether an event naming ``evse_id`` and ``connector_id`` names another EVSE or connector than
+    ``session``'s (a name left out names none)."""
+    if evse_id is not None and session.evse_id is not None and evse_id != session.evse_id:
+        return True
+    return connector_id is not None and session.connector_id is not None and connector_id != session.connector_id
+
+
 def fractional(value: Decimal | None) -> bool:
     return value is not None and value != value.to_integral_value()
 

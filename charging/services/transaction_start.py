@@ -66,6 +66,7 @@ from charging.services.session_rows import (
     charging_state_apply,
     column_int,
     event_late,
+    evse_told,
     fractional,
     seq_no_late,
     seq_no_lowest,
@@ -564,11 +565,9 @@ def _state_restarted(session: Transaction, request: StartRequest) -> bool:
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:
     """What a later 2.0.1 event knows that the session does not yet (a token tapped after plug-in,
-    the one tapped to stop it: E07, an Updated of triggerReason StopAuthorized)."""
-    if session.evse_id is None:
-        session.evse_id = column_int(request.evse_id)
-    if session.connector_id is None:
-        session.connector_id = column_int(request.connector_id)
+    the one tapped to stop it: E07, an Updated of triggerReason StopAuthorized); another EVSE than the
+    session's is flagged (``evse_told``)."""
+    evse_told(session, request.evse_id, request.connector_id)
     status = info.status if info else ""
     session_token_apply(
         session,

@@ -49,6 +49,7 @@ from charging.services.session_rows import (
     anomaly_flag,
     charge_point_locked,
     column_int,
+    evse_told,
     seq_no_seen,
     session_token_apply,
     stored_id_tag,
@@ -321,11 +322,9 @@ def ended_event_learned(
     """What a 2.0.1 Ended tells that ``session`` lacks (its Started lost, or the Ended the first
     event the CSMS got of it: E01.FR.16 sends ``evse`` once, in the first event after the EV
     connected): its EVSE and connector, and the remote start that led to it (F01/F02
-    ``remoteStartId``). Never replaces what the session has (an earlier event's)."""
-    if session.evse_id is None:
-        session.evse_id = column_int(evse_id)
-    if session.connector_id is None:
-        session.connector_id = column_int(connector_id)
+    ``remoteStartId``). Never replaces what the session has (an earlier event's): another EVSE is
+    flagged (``evse_told``)."""
+    evse_told(session, evse_id, connector_id)
     if session.remote_start_id is None:
         session.remote_start_id = column_int(remote_start_id)
 

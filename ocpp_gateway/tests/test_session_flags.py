@@ -561,3 +561,35 @@ async def test_v201_a_pause_of_the_station_s_own_is_not_idle_time_when_it_counts
     assert (session.time_spent_charging, session.idle_seconds) == (900, 5 * 60)
     record = await BillingRecord.objects.aget(transaction=session)
     assert (record.idle_seconds, record.charging_seconds) == (5 * 60, 45 * 60)
+
+
+@pytest.mark.parametrize("named_in", ["Updated", "Ended"])
+async def test_a_v201_event_naming_another_evse_keeps_the_session_s_and_flags_it(daphne, named_in):
+    """Probe: a station's session on EVSE 1 whose next Updated (or its Ended) named EVSE 2, with that
+    EVSE's meter at 50 kWh: silently accepted, the session left on EVSE 1 and billed 51 kWh against the
+    meter start of EVSE 1's meter, no review. A transaction is on the EVSE it began on (2.0.1 E01, its
+    transactionId names it): the session keeps EVSE 1, and is flagged ``evse_changed`` for review."""
+    charge_point_id = f"CP-EVSE-MOVED-{named_in}"
+    await charger_with_tariff(charge_point_id)
+    await IdTag.objects.acreate(id_tag="TOKEN-OK")
+    token = {"idToken": "TOKEN-OK", "type": "ISO14443"}
+
+    def reading(at: str, wh: int, context: str) -> list[dict[str, Any]]:
+        return [{"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}]
+
+    other = {"evse": {"id": 2, "connectorId": 1}}
+    updated = {**(other if named_in == "Updated" else {}), "meterValue": reading(T1, 50000, "Sample.Periodic")}
+    ended = {**(other if named_in == "Ended" else {}), "meterValue": reading(T1, 52000, "Transaction.End")}
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        begin = reading(T0, 1000, "Transaction.Begin")
+        started = transaction_event("Started", 0, T0, idToken=token, evse={"id": 1, "connectorId": 1}, meterValue=begin)
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        assert (await call(websocket, "t2", "TransactionEvent", transaction_event("Updated", 1, T1, **updated)))[0] == 3
+        assert (await call(websocket, "t3", "TransactionEvent", transaction_event("Ended", 2, T1, **ended)))[0] == 3
+
+    session = await Transaction.objects.aget(
+        ocpp_transaction_id="TX-FLAGS", charge_point__charge_point_id=charge_point_id
+    )
+    assert (session.status, session.evse_id, session.connector_id) == ("ended", 1, 1)
+    assert (session.anomalies, session.needs_review) == (["evse_changed"], True)
+    assert (await BillingRecord.objects.aget(transaction=session)).needs_review
