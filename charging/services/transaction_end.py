@@ -266,6 +266,11 @@ def transaction_finish(
     Superseded), whose end was provisional: its receivers learn the real end, stop reason and
     energy (README, "Webhooks"). A late event of an ended session does not send it again.
 
+    A close the CSMS made (``closed_by_csms``) keeps the session's open idle and withheld time open
+    from the end it billed them to (``idle_since``, ``withheld_since``): a 1.6 reset or power-loss stop,
+    or a 2.0.1 Ended, that replaces the close bills them on to its own end, as it would have without
+    the close (an EV idle from 10:40, its charger's reset stop at 11:00: 20 idle minutes, not none).
+
     ``end_unknown``: the charger's stop tells no time of its end (``stopped_at`` is an upper bound,
     its charger's boot: ``transaction_stop``): its time is billed up to its last evidence, as a close
     the CSMS made is; kept on the session (``Transaction.end_unknown``), so that a late event that
@@ -292,12 +297,14 @@ def transaction_finish(
     end = max(stopped_at, session.started_at)
     readings = [r for r in ledger_readings(session) if r.at <= end or r.context == "Transaction.End"]
     billed_until = _last_evidence(session, readings, stopped_at) if closed_by_csms or end_unknown else stopped_at
+    # Idle (and withheld) to its end. A close the CSMS made keeps them open from there: the charger's
+    # stop replacing it (or its queue re-pricing it) bills them on to its own end, as without the close.
     if session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, billed_until)
-        session.idle_since = None
+        session.idle_since = max(session.idle_since, billed_until) if closed_by_csms else None
     if session.withheld_since is not None:  # withheld to its end (2.0.1 SuspendedEVSE)
         session.withheld_seconds += seconds_between(session.withheld_since, billed_until)
-        session.withheld_since = None
+        session.withheld_since = max(session.withheld_since, billed_until) if closed_by_csms else None
     if session.time_spent_charging is not None:  # 2.0.1: the charger's count, as billing takes it
         session.idle_seconds = _idle_seconds(session, billed_until, final=time_spent_charging_final)
     # A 1.6 stop that measured nothing: no meterStop (absorbed, ``leniency``), no reading but the meter

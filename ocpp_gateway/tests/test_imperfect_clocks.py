@@ -1232,3 +1232,85 @@ async def test_a_boots_current_time_is_the_time_it_is_answered_not_when_its_writ
             answer = await result(websocket, "b1", "BootNotification", boot)
         answered_at = datetime.now(UTC)
     assert answered_at - datetime.fromisoformat(answer["currentTime"]) < timedelta(seconds=0.5)
+
+
+@pytest.mark.parametrize("closed_first", [False, True])
+@pytest.mark.parametrize("stop_stamped", ["before the boot", "1970"])
+async def test_v16_a_reset_stop_replacing_the_csms_close_bills_the_idle_time_it_would_have(
+    daphne, closed_first, stop_stamped
+):
+    """Probe: a session charging 30 minutes, the EV full at 40 (SuspendedEV), then a hard reset; its
+    StopTransaction (reason HardReset) comes after the boot. Stamped 60 (before the boot), it billed 20
+    idle minutes, but none when the CSMS had closed the session at the boot's Available first: the
+    close billed the idle time up to its last evidence (40) and ended it, and the stop found none open.
+    Stamped 1970 (ended at the boot, billed to its last evidence), it billed 40 minutes, but 30 after
+    the close (the start of its idle time no longer evidence). The close keeps the idle time open."""
+    charge_point_id = f"CLK-RESET-IDLE-{closed_first}-{stop_stamped.replace(' ', '-')}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    await Tariff.objects.filter(is_default=True).aupdate(idle_fee_per_minute=Decimal("0.10"))
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+    def at(minutes: int) -> str:
+        return format_ocpp_time(began + timedelta(minutes=minutes))
+
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": at(0)}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        reading = {"timestamp": at(30), "sampledValue": [{"value": "4000"}]}
+        await result(
+            websocket, "m1", "MeterValues", {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading]}
+        )
+        await result(websocket, "c1", "StatusNotification", status(1, "SuspendedEV", at(40)))
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", boot)
+        if closed_first:
+            await result(websocket, "a1", "StatusNotification", status(1, "Available", at(240)))
+        stamped = at(60) if stop_stamped == "before the boot" else EPOCH_5S
+        stop = {"transactionId": transaction_id, "meterStop": 4000, "timestamp": stamped, "reason": "HardReset"}
+        await result(websocket, "e1", "StopTransaction", stop)
+
+    session = await session_with_record(transaction_id)
+    record = session.billing_record
+    assert (session.closed_by_csms, session.idle_since, record.energy_wh) == (False, None, Decimal(3000))
+    duration, idle = (60 * 60, 20 * 60) if stop_stamped == "before the boot" else (40 * 60, 0)
+    assert (record.duration_seconds, record.idle_seconds) == (duration, idle)
+
+
+async def test_v201_a_reset_ended_replacing_the_csms_close_leaves_the_station_s_pause_out_of_the_idle_time(daphne):
+    """Probe: a station charging 30 minutes, then withholding energy (SuspendedEVSE, a site's pause),
+    then reset; after the boot's Available closed the session, its Ended (ImmediateReset, stamped 60,
+    timeSpentCharging 1800) came: the close had ended the pause at its last evidence (30), so the
+    Ended's idle time (its time less the charging time less the pause) billed the 30 paused minutes
+    as idle (3.00 at 0.10/min). The close keeps the pause open: the Ended ends it, no idle time."""
+    charge_point_id = "CLK-RESET-WITHHELD"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    await Tariff.objects.filter(is_default=True).aupdate(idle_fee_per_minute=Decimal("0.10"))
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+    def at(minutes: int) -> str:
+        return format_ocpp_time(began + timedelta(minutes=minutes))
+
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        started = v201_event("Started", 0, at(0), 1000, "RW")
+        started["transactionInfo"]["chargingState"] = "Charging"
+        await result(websocket, "t0", "TransactionEvent", started)
+        paused = v201_event("Updated", 1, at(30), 4000, "RW")
+        paused["meterValue"][0]["sampledValue"][0]["context"] = "Sample.Periodic"
+        paused["transactionInfo"]["chargingState"] = "SuspendedEVSE"
+        await result(websocket, "t1", "TransactionEvent", paused)
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        available = {"timestamp": at(240), "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+        await result(websocket, "a1", "StatusNotification", available)
+        assert (await Transaction.objects.aget(ocpp_transaction_id="RW")).closed_by_csms
+        ended = v201_event("Ended", 2, at(60), 4000, "RW")
+        ended["transactionInfo"].update(stoppedReason="ImmediateReset", timeSpentCharging=1800)
+        await result(websocket, "t2", "TransactionEvent", ended)
+
+    session = await Transaction.objects.select_related("billing_record").aget(ocpp_transaction_id="RW")
+    record = session.billing_record
+    assert (session.closed_by_csms, session.withheld_seconds, session.withheld_since) == (False, 1800, None)
+    assert (record.duration_seconds, record.idle_seconds) == (3600, 0)
