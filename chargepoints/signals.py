@@ -13,12 +13,13 @@ from django.dispatch import Signal
 # A StatusNotification that is newer than the stored status, inside ``connector_status_set``'s
 # transaction (the charger's and the connector's rows locked), before the status is stored.
 # Keyword arguments: ``charge_point`` (its pk, id and last boot loaded), ``connector_id``,
-# ``evse_id`` (2.0.1; None in 1.6), ``status`` (OCPP's word), ``charging`` (whether the EV draws
+# ``evse_id`` (2.0.1; None in 1.6), ``status`` (OCPP's word), ``previous_status`` (the connector's
+# stored one, "" for its first), ``charging`` (whether the EV draws
 # power; None: the status does not say), ``at`` (the notification's time, judged) and ``asked``
 # (what its batch's status write asked of it for the receivers, ``status_writes.StatusWrite.condition_held``;
 # None: not asked).
 # Receiver: charging (a session's idle time; Available after a reboot ends what the reboot cut;
-# Faulted or Unavailable ends the reservations there).
+# Faulted or Unavailable ends the reservations there, as does a 1.6 Reserved connector gone Available).
 connector_status_reported = Signal()
 
 # A StatusNotification older than the stored status (a queued replay: a charger back online sends

@@ -21,13 +21,19 @@ def connector_status_follow(
     charging: bool | None,
     at: datetime,
     asked: bool | None = None,
+    previous_status: str = "",
     **kwargs: Any,
 ) -> None:
     connector_sessions_follow(
         charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, status=status, charging=charging, at=at
     )
     connector_reservations_follow(
-        charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, status=status, any_active=asked
+        charge_point=charge_point,
+        connector_id=connector_id,
+        evse_id=evse_id,
+        status=status,
+        any_active=asked,
+        previous_status=previous_status,
     )
 
 

@@ -1005,6 +1005,7 @@ def connector_status_set(
             connector_id=connector_id,
             evse_id=evse_id,
             status=status,
+            previous_status=connector.status,
             charging=charging,
             at=timestamp,
             asked=None if ahead is None else ahead.condition_held,

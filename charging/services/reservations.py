@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Subquery, Value
+from django.db.models import Case, Q, Subquery, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -98,17 +98,49 @@ def reservations_active_when() -> str:
 
 
 def connector_reservations_follow(
-    *, charge_point: ChargePoint, connector_id: int, evse_id: int | None, status: str, any_active: bool | None
+    *,
+    charge_point: ChargePoint,
+    connector_id: int,
+    evse_id: int | None,
+    status: str,
+    any_active: bool | None,
+    previous_status: str = "",
 ) -> int:
     """A StatusNotification ``status`` on the connector (2.0.1: its EVSE): Faulted or Unavailable
     ends the reservations active there, as cancelled; on 1.6 connector 0 (2.0.1 EVSE 0), every one of
     the charger's. ``any_active``: whether one is, as its status's write found
-    (``reservations_active_when``; False: no statement), None: not asked. Returns how many ended."""
+    (``reservations_active_when``; False: no statement), None: not asked. A 1.6 connector (not 0)
+    ``Available`` after ``Reserved`` (``previous_status``) ends its own (``_reserved_gone_available``).
+    Returns how many ended."""
+    if evse_id is None and connector_id and (previous_status, status) == _RESERVATION_GONE:
+        return _reserved_gone_available(charge_point, connector_id)
     if status not in RESERVATION_ENDING_STATUSES or any_active is False:
         return 0
     return Reservation.objects.filter(
         _on_connector(connector_id, evse_id), charge_point_id=charge_point.pk, status=ReservationStatus.ACTIVE
     ).update(status=ReservationStatus.CANCELLED, updated_at=timezone.now())
+
+
+# OCPP 1.6 §4.9, transition E1: a Reserved connector becomes Available when its reservation expires
+# or is cancelled (a reboot that lost it too); its user presenting the id tag makes it Preparing (E2).
+_RESERVATION_GONE = ("Reserved", "Available")
+
+
+def _reserved_gone_available(charge_point: ChargePoint, connector_id: int) -> int:
+    """The charger holds no reservation on the 1.6 connector any more: those active there end,
+    ``expired`` when their expiry passed (the charger's clock expired it before the CSMS's sweep),
+    else ``cancelled``. A connector the charger never showed Reserved is not asked (it may not show
+    reservations: Available says nothing), nor one on connector 0 (any connector)."""
+    now = timezone.now()
+    return Reservation.objects.filter(
+        charge_point_id=charge_point.pk, connector_id=connector_id, evse_id=None, status=ReservationStatus.ACTIVE
+    ).update(
+        status=Case(
+            When(expiry_date__lte=now, then=Value(ReservationStatus.EXPIRED)),
+            default=Value(ReservationStatus.CANCELLED),
+        ),
+        updated_at=now,
+    )
 
 
 def _on_connector(connector_id: int, evse_id: int | None) -> Q:

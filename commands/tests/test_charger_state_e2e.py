@@ -93,6 +93,46 @@ async def test_a_connector_gone_faulted_or_the_charger_unavailable_ends_its_rese
         assert await statuses() == {5: "cancelled", 6: "cancelled", 7: "cancelled"}
 
 
+async def test_a_reserved_connector_reported_available_ends_its_reservation(daphne, api_daphne, api_key):
+    """OCPP 1.6 §4.9 (transition E1): a Reserved connector becomes Available only when its reservation
+    expires or is cancelled, so it holds none any more (expired by the charger's clock, lost at a
+    reboot). Probe: the CSMS's stayed active until its expiry, and a later session of its id tag on
+    the connector, naming no reservation, was recorded as using it. A connector never reported
+    Reserved (a charger that does not show reservations) keeps its reservation when Available; one
+    going Preparing keeps it for the start that uses it."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-RA", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="RFID-1")
+    async with ocpp_charger(daphne, "1.6", "CP-RA", client_class=ReservingCharger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        for reservation_id, connector_id in ((5, 1), (6, 2), (7, 3), (8, 4)):
+            reserve = {
+                "connector_id": connector_id,
+                "expiry_date": "2099-05-01T12:00:00Z",
+                "id_tag": "RFID-1",
+                "reservation_id": reservation_id,
+            }
+            status, _ = await ahttp(
+                f"{api_daphne.http_url}/api/v1/ocpp16/CP-RA/reserve_now", method="POST", api_key=api_key, body=reserve
+            )
+            assert status == 200
+        # The charger's clock expired 8 (the CSMS's sweep had not yet)
+        await Reservation.objects.filter(reservation_id=8).aupdate(expiry_date=timezone.now())
+        for connector_id in (1, 2, 4):
+            await charger.call(
+                call16.StatusNotification(connector_id=connector_id, error_code="NoError", status="Reserved")
+            )
+        await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await charger.call(call16.StatusNotification(connector_id=2, error_code="NoError", status="Preparing"))
+        await charger.call(call16.StatusNotification(connector_id=3, error_code="NoError", status="Available"))
+        await charger.call(call16.StatusNotification(connector_id=4, error_code="NoError", status="Available"))
+        statuses = {r.reservation_id: r.status async for r in Reservation.objects.all()}
+        assert statuses == {5: "cancelled", 6: "active", 7: "active", 8: "expired"}
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="RFID-1", meter_start=0, timestamp="2026-05-01T10:00:00Z")
+        )
+    assert await Transaction.objects.filter(pk=started.transaction_id, reservation=None).aexists()
+
+
 RefusingConnectorZero = answering_charger(V16Client, {"ReserveNow": result16.ReserveNow(status="Rejected")})
 
 
