@@ -425,7 +425,8 @@ def firmware_status_record(
     own report (``DownloadFailed``) that reports progress later has retried: UpdateFirmware is sent
     without ``retries``, which leaves the retries to the charger (1.6 6.55 UpdateFirmware.req, 2.0.1
     UpdateFirmwareRequest); one whose UpdateFirmware went unanswered (``_UNANSWERED``) took it after
-    all; ``_target_retried`` says whether it is back in flight.
+    all; one silent past the timeout that reports ``Installed`` (``_SILENT_PAST_TIMEOUT``) was away
+    installing it; ``_target_retried`` says whether it is back.
     Returns the target, or None when the notification belongs to no campaign (an UpdateFirmware
     sent by hand) or to a target that stays as it is.
     """
@@ -434,7 +435,7 @@ def firmware_status_record(
         targets = targets.filter(pk=request_id)
     with transaction.atomic():
         target = (
-            targets.filter(Q(state__in=IN_FLIGHT) | _MAY_STILL_UPDATE)
+            targets.filter(Q(state__in=IN_FLIGHT) | _may_still_update(progress))
             .select_for_update(of=("self",))
             .order_by("-sent_at")
             .select_related("charge_point")
@@ -459,12 +460,13 @@ def firmware_booted(*, charge_point_id: str, firmware_version: str) -> int:
     ``Installed`` (OCPP 1.6 4.5 and 2.0.1 L01 send it after the reboot; a 1.6 charger queues only
     transaction messages while offline): they stayed in flight until ``Timeout`` failed them. So is
     one failed while the charger may still carry it out (``_MAY_STILL_UPDATE``: its download failed
-    and retried, its UpdateFirmware unanswered and taken) that no later update superseded
-    (``_target_retried``). ``status`` stays the charger's last FirmwareStatus. Returns how many."""
+    and retried, its UpdateFirmware unanswered and taken), or silent past the timeout after taking it
+    (``_SILENT_PAST_TIMEOUT``), that no later update superseded (``_target_retried``). ``status``
+    stays the charger's last FirmwareStatus. Returns how many."""
     if not firmware_version:
         return 0
     targets = CampaignTarget.objects.filter(
-        Q(state__in=IN_FLIGHT) | _MAY_STILL_UPDATE,
+        Q(state__in=IN_FLIGHT) | _may_still_update(TargetState.INSTALLED),
         charge_point__charge_point_id=charge_point_id,
         campaign__firmware__version=firmware_version,
     )
@@ -624,6 +626,22 @@ _UNANSWERED = Q(state=TargetState.FAILED, failure="Timeout", status="", command_
 )
 # The failed targets whose charger may still carry their update out: its progress brings them back.
 _MAY_STILL_UPDATE = _FAILED_BY_THE_CHARGER | _UNANSWERED
+# A target whose charger took its UpdateFirmware (accepted, or its answer lost: ``_UNANSWERED``'s
+# command) and then went silent past ``CSMS_FIRMWARE_STATUS_TIMEOUT`` (``_targets_time_out``): away
+# while it installed (a slow reboot, the site's network down). Its progress after it leaves it failed,
+# but its telling it installed (``Installed``, a boot on the image's version) is the update done.
+_SILENT_PAST_TIMEOUT = Q(
+    state=TargetState.FAILED, failure="Timeout", command__state__in=(CommandState.ACCEPTED, CommandState.TIMEOUT)
+) & ~Q(command__error_description=NOT_SENT_IN_TIME)
+
+
+def _may_still_update(progress: str) -> Q:
+    """The failed targets ``progress`` may bring back (``_target_retried`` then judges): those the
+    charger may still update (``_MAY_STILL_UPDATE``); for ``installed``, one silent past the timeout
+    too (``_SILENT_PAST_TIMEOUT``)."""
+    if progress == TargetState.INSTALLED:
+        return _MAY_STILL_UPDATE | _SILENT_PAST_TIMEOUT
+    return _MAY_STILL_UPDATE
 
 
 def _target_retried(target: CampaignTarget, progress: str) -> bool:

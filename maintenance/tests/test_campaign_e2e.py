@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -760,3 +761,55 @@ async def test_an_update_whose_charger_reported_progress_before_its_answer_timed
             target.status,
             target.failure,
         )
+
+
+@pytest.mark.parametrize(
+    ("version", "client_class"), [("1.6", RebootsWithoutInstalled16), ("2.0.1", RebootsWithoutInstalled201)]
+)
+@pytest.mark.parametrize("told_by", ["its reports", "its boot"])
+async def test_a_charger_silent_past_the_timeout_that_comes_back_installed_is_installed(
+    shared_files, version, client_class, told_by
+):
+    """A charger that took the update, reported it installing and stayed away longer than
+    CSMS_FIRMWARE_STATUS_TIMEOUT (the install's reboot slow, the site's network down overnight) is
+    failed ``Timeout``, its place given to the next. Probe: when it came back on the new image,
+    its boot naming the image's version and its ``Installed`` (2.0.1: naming the target's
+    requestId) were ignored, and the campaign showed failed a charger running its image. Such a
+    target is now installed, its campaign reopened and finished again. Progress short of it
+    (``Downloading``) still leaves it failed."""
+    charger_id = f"FWSIL{version.replace('.', '')}{told_by[4]}"
+    await _wallbox_on_the_old_image(charger_id, version)
+    campaign = await _campaign_of_the_new_image([charger_id])
+    async with ocpp_charger(shared_files, version, charger_id, client_class=client_class) as charger:
+        await _boot(charger, version, "2.3.9")
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)
+    target = await CampaignTarget.objects.aget(campaign=campaign)
+    assert target.state == TargetState.INSTALLING
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    await CampaignTarget.objects.filter(pk=target.pk).aupdate(updated_at=two_hours_ago)
+    assert (await advance(campaign_id=str(campaign.pk))).state == CampaignState.COMPLETED
+    await target.arefresh_from_db()
+    assert (target.state, target.failure) == (TargetState.FAILED, "Timeout")
+
+    request_id = {"request_id": target.pk} if version == "2.0.1" else {}
+    notification = call16.FirmwareStatusNotification if version == "1.6" else call201.FirmwareStatusNotification
+    async with ocpp_charger(shared_files, version, charger_id) as charger:
+        await charger.call(notification(status="Downloading", **request_id))
+        await target.arefresh_from_db()
+        assert (target.state, target.failure) == (TargetState.FAILED, "Timeout")
+        if told_by == "its boot":
+            await _boot(charger, version, "2.4.0")
+        else:
+            await charger.call(notification(status="Installed", **request_id))
+
+        async def installed() -> bool:
+            return (await CampaignTarget.objects.aget(pk=target.pk)).state == TargetState.INSTALLED
+
+        await eventually(installed, timeout=10)
+    await target.arefresh_from_db()
+    assert target.failure == ""
+    await advance(campaign_id=str(campaign.pk))
+    campaign = await Campaign.objects.aget(pk=campaign.pk)
+    assert (campaign.state, campaign.finished_at is not None) == (CampaignState.COMPLETED, True)
+    assert (await sync_to_async(firmware.campaign_progress)(campaign))["installed"] == 1
