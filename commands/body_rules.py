@@ -7,6 +7,7 @@ Each rule names the section it implements. Bodies are the API's (snake_case), al
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -348,6 +349,30 @@ def _location201(holder: str, field: str) -> Callable[[dict[str, Any]], Refusals
     return check
 
 
+_FIRMWARE_LOCATION = _location201("firmware", "location")
+
+
+def _update_firmware201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 L01 UpdateFirmware: its download location (``_location201``), and its
+    ``firmware.signature``, "Base64 encoded firmware signature" (FirmwareType; the schema leaves it a
+    string): one that is not (a signature pasted as hex with a ``0x``, or with its ``openssl``
+    header) was sent and accepted, the station downloading the whole image to fail it
+    ``InvalidSignature``. Lines (a signature wrapped as ``base64`` prints it) are read as MIME does."""
+    signature = (body.get("firmware") or {}).get("signature")
+    if isinstance(signature, str) and not _base64(signature):
+        return _FIRMWARE_LOCATION(body) | {"firmware.signature": ["Must be Base64 (the firmware's signature)."]}
+    return _FIRMWARE_LOCATION(body)
+
+
+def _base64(text: str) -> bool:
+    """Whether ``text`` is Base64 (RFC 4648, padded) of at least one byte, line breaks aside."""
+    joined = "".join(text.split())
+    try:
+        return bool(joined) and bool(binascii.a2b_base64(joined, strict_mode=True))
+    except binascii.Error:
+        return False
+
+
 _LOG_LOCATION = _location201("log", "remote_location")
 _LOG_WINDOW = _time_window("log", "oldest_timestamp", "latest_timestamp")
 
@@ -453,7 +478,7 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "SendLocalList"): _local_list("version_number", "id_token_info", _token201),
     ("1.6", "GetDiagnostics"): _time_window("", "start_time", "stop_time"),
     ("2.0.1", "GetLog"): _get_log201,
-    ("2.0.1", "UpdateFirmware"): _location201("firmware", "location"),
+    ("2.0.1", "UpdateFirmware"): _update_firmware201,
     ("2.0.1", "RequestStopTransaction"): _request_stop,
     ("2.0.1", "GetTransactionStatus"): _transaction_status,
     ("2.0.1", "Reset"): _reset201,

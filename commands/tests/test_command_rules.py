@@ -82,12 +82,15 @@ FULL_WIDTH_DIGITS = "2031-01-01T10:00:00Z".translate({ord(d): ord(d) + 0xFEE0 fo
 ONE_ENTRY = {"local_authorization_list": [LIST_ENTRY]}
 LOG = {"remote_location": "https://logs.example/upload"}
 FUTURE = "2031-01-01T00:00:00Z"
-LOG_AT, FW_AT = "log.remote_location", "firmware.location"
+LOG_AT, FW_AT, FW_SIG = "log.remote_location", "firmware.location", "firmware.signature"
 
 
 def firmware201(location: str) -> dict[str, Any]:
     """A 2.0.1 UpdateFirmware's ``firmware`` from ``location``."""
     return {"location": location, "retrieve_date_time": FUTURE}
+
+
+FIRMWARE = firmware201("https://fw.example.com/fw.bin")
 
 
 @pytest.mark.parametrize(
@@ -218,6 +221,12 @@ def firmware201(location: str) -> dict[str, Any]:
         ),
         ("2.0.1", "update_firmware", {"request_id": 1, "firmware": firmware201("")}, FW_AT),
         ("2.0.1", "update_firmware", {"request_id": 1, "firmware": firmware201("fw.example.com/fw.bin")}, FW_AT),
+        # L01 FirmwareType: the signature is Base64; one that is not was sent, the station failing the image
+        # InvalidSignature once downloaded
+        *(
+            ("2.0.1", "update_firmware", {"request_id": 1, "firmware": {**FIRMWARE, "signature": sig}}, FW_SIG)
+            for sig in ("0x3045022100ab", "not base64 !!", "", "MEUCIQ")
+        ),
         ("2.0.1", "get_base_report", {"request_id": -1, "report_base": "FullInventory"}, "request_id"),
         ("2.0.1", "request_start_transaction", {"remote_start_id": -5, "id_token": TOKEN}, "remote_start_id"),
         ("2.0.1", "request_stop_transaction", {"transaction_id": ""}, "transaction_id"),
@@ -739,6 +748,17 @@ def test_a_full_local_list_of_version_0_without_entries_clears_the_list_and_is_s
 def test_a_1_6_body_within_those_rules_is_recorded_and_sent(api_client, register_charge_point, command, body):
     register_charge_point("CP-1", ocpp_version="1.6")
     response = api_client.post(f"/api/v1/ocpp16/CP-1/{command}", body, format="json")
+    assert response.json()["error"] == "NotConnected"  # recorded, then not sent: the charger is away
+    assert Command.objects.count() == 1
+
+
+@pytest.mark.parametrize("signature", ["MEUCIQDxab==", "MEUCIQDx\nab=="])  # wrapped as ``base64`` prints it
+def test_a_2_0_1_update_firmware_with_a_base64_signature_is_recorded_and_sent(
+    api_client, register_charge_point, signature
+):
+    register_charge_point("CP-201", ocpp_version="2.0.1")
+    body = {"request_id": 1, "firmware": {**FIRMWARE, "signature": signature}}
+    response = api_client.post("/api/v1/ocpp201/CP-201/update_firmware", body, format="json")
     assert response.json()["error"] == "NotConnected"  # recorded, then not sent: the charger is away
     assert Command.objects.count() == 1
 
