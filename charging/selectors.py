@@ -46,7 +46,8 @@ def profiles_of_their_version() -> Q:
 class IdTagInfo:
     """The CSMS's authorization answer for an id tag, in either version's terms. ``registered``:
     False for a token no id tag stands for (none registered, or one of another token type), whose
-    ``status`` is Invalid (1.6 has no other; 2.0.1 answers ``Unknown``, ``ocpp_gateway.v201``)."""
+    ``status`` is Invalid (1.6 has no other; 2.0.1 answers ``Unknown``, ``ocpp_gateway.v201``).
+    ``registered_as``: the token type of the id tag of the same string that does not stand for it."""
 
     status: str
     expiry_date: datetime | None = None
@@ -58,6 +59,7 @@ class IdTagInfo:
     # the group's id tag; "" for the tag's own): each counts the sessions of that tag and its cards
     limits: tuple[tuple[int, int, str], ...] = ()
     limited_by: str = ""  # ConcurrentTx: the group whose limit was reached ("": the tag's own)
+    registered_as: str = ""
 
 
 # OCPP 1.6 §7.2 AuthorizationStatus, 2.0.1 AuthorizationStatusEnumType: "already involved in another
@@ -131,8 +133,10 @@ def _pk_index(model: type[Model]) -> int:
 def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> IdTagInfo:
     """The answer ``id_tag_authorize`` gives at ``at`` for ``tag`` as ``id_tag_find`` returned it
     (None: not registered), presented with ``token_type`` ("" when the charger sent none)."""
-    if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
+    if tag is None:
         return IdTagInfo(status=AuthorizationStatus.INVALID, registered=False)
+    if tag.token_type and token_type and tag.token_type != token_type:  # a 2.0.1 idToken: value and type
+        return IdTagInfo(status=AuthorizationStatus.INVALID, registered=False, registered_as=tag.token_type)
     status = _effective_status(tag, at)
     if status == AuthorizationStatus.ACCEPTED and tag.parent is not None:
         status = _effective_status(tag.parent, at)
@@ -459,7 +463,9 @@ def remote_start_token_warnings(
         evse_id=evse_id,
         placeless=connector_id is None and evse_id is None,
     )
-    return _status_warnings(id_tag, info, f"the charger is answered so when the session starts, {_STOPS}")
+    return _status_warnings(
+        id_tag, info, f"the charger is answered so when the session starts, {_STOPS}", token_type=token_type
+    )
 
 
 def reservation_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
@@ -599,15 +605,22 @@ _ENDED_HOW: dict[str, str] = {
 def _token_warnings(id_tag: str, token_type: str, consequence: str) -> list[str]:
     if token_type == "NoAuthorization":
         return []
-    return _status_warnings(id_tag, id_tag_authorize(id_tag=id_tag, token_type=token_type), consequence)
+    info = id_tag_authorize(id_tag=id_tag, token_type=token_type)
+    return _status_warnings(id_tag, info, consequence, token_type=token_type)
 
 
-def _status_warnings(id_tag: str, info: IdTagInfo, consequence: str) -> list[str]:
+def _status_warnings(id_tag: str, info: IdTagInfo, consequence: str, *, token_type: str = "") -> list[str]:
     status = info.status
     if status == AuthorizationStatus.ACCEPTED:
         return []
     # A registered tag stored Invalid is known: only a token none stands for is not (2.0.1 answers it Unknown)
     verdict = f"is {status}" if info.registered else "is not known to the CSMS (1.6 Invalid, 2.0.1 Unknown)"
+    if info.registered_as:  # 2.0.1 C01, IdTokenType: a token is its value and its type; a PIN's is Invalid (C04)
+        unknown = "Invalid" if token_type == "KeyCode" else "Unknown"
+        verdict = (
+            f"of type {token_type} is not known to the CSMS (2.0.1 {unknown}): it holds {id_tag!r} as a token of"
+            f" type {info.registered_as} only, and an idToken is its value and its type (OCPP 2.0.1 C01)"
+        )
     if status == CONCURRENT_TX:
         whose = f"its group {info.limited_by!r}'s" if info.limited_by else "its"
         verdict += f" ({whose} {info.max_concurrent_sessions} session(s) at once are open elsewhere)"

@@ -1027,3 +1027,28 @@ def test_a_tx_profile_where_the_csms_knows_no_active_session_is_sent_with_a_warn
             "No session is active on connector 2 of CP-1 for the CSMS; the charger rejects a TxProfile while no"
             " transaction runs there."
         ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "ocpp201/CP-1/request_start_transaction",
+            {"remote_start_id": 1, "evse_id": 1, "id_token": {"id_token": "RFID-X", "type": "eMAID"}},
+        ),
+        ("ocpp201/CP-1/reserve_now", {**RESERVE201, "id_token": {"id_token": "RFID-X", "type": "eMAID"}}),
+    ],
+)
+def test_a_2_0_1_token_of_another_type_than_the_registered_card_is_warned_as_that_idtoken_unknown(
+    api_client, register_charge_point, path, body
+):
+    """A 2.0.1 idToken is its value and its type (C01, IdTokenType): the card RFID-X registered as
+    ISO14443 does not stand for the eMAID RFID-X, which the station's Started is answered Unknown.
+    Probe: the warning said the id tag 'is not known to the CSMS', though the CSMS holds RFID-X, and
+    the integrator looked for a typo in a tag the admin lists."""
+    register_charge_point("CP-1", ocpp_version="2.0.1")
+    IdTag.objects.create(id_tag="RFID-X", token_type="ISO14443", status=AuthorizationStatus.ACCEPTED)
+    api_client.post(f"/api/v1/{path}", body, format="json")
+    [warning] = Command.objects.get().warnings
+    assert "'RFID-X' of type eMAID is not known to the CSMS (2.0.1 Unknown)" in warning
+    assert "it holds 'RFID-X' as a token of type ISO14443 only" in warning and "unauthorized_token" in warning
