@@ -253,8 +253,9 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
 def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refusals:
     """A charging schedule's rules: its periods (``_periods_checked``); in 2.0.1 no start
     (``start_schedule``) for a Relative profile (K01.FR.41), whose periods count from the
-    transaction's start (an Absolute or Recurring one without it, K01.FR.40, is sent as asked: 1.6
-    §7.13 counts it from the start of charging, and chargers take it so); a period's ``number_phases``
+    transaction's start, and one for an Absolute or Recurring profile (K01.FR.40: a station rejects
+    it without, its periods counting from no point in time; 1.6 §7.13 says no such thing, and its
+    chargers count one without from the start of charging: sent as asked); a period's ``number_phases``
     1, 2 or 3 (1.6 §7.14 ChargingSchedulePeriod, 2.0.1 ChargingSchedulePeriodType: the phases an AC
     charge may use; 0 leaves a limit in W no current, more are not there), its ``phase_to_use`` (1, 2
     or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out); in 2.0.1
@@ -264,6 +265,8 @@ def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refus
     found = _periods_checked(schedule, at)
     if version == "2.0.1" and kind == "Relative" and "start_schedule" in schedule:
         found[f"{at}.start_schedule"] = ["A Relative profile counts from the transaction's start: none (K01.FR.41)."]
+    if version == "2.0.1" and kind in ("Absolute", "Recurring") and "start_schedule" not in schedule:
+        found[f"{at}.start_schedule"] = [f"Required for a {kind} profile: when its periods start (K01.FR.40)."]
     if version == "2.0.1" and not _one_decimal(schedule.get("min_charging_rate")):
         found[f"{at}.min_charging_rate"] = [_ONE_DECIMAL]
     for index, period in enumerate(schedule.get("charging_schedule_period") or []):

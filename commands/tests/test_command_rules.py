@@ -375,6 +375,35 @@ FIRMWARE = firmware201("https://fw.example.com/fw.bin")
             {"evse_id": 1, "charging_profile": profile201(charging_profile_kind="Relative")},
             f"{SCHEDULE0}.start_schedule",  # K01.FR.41
         ),
+        # K01.FR.40: an Absolute or Recurring schedule says when it starts (a station rejects it without:
+        # its periods count from no point in time); a remote start's profile too. Both were sent.
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201({"start_schedule": None})},
+            f"{SCHEDULE0}.start_schedule",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    {"start_schedule": None}, charging_profile_kind="Recurring", recurrency_kind="Daily"
+                ),
+            },
+            f"{SCHEDULE0}.start_schedule",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {
+                "remote_start_id": 1,
+                "id_token": TOKEN,
+                "charging_profile": profile201({"start_schedule": None}, charging_profile_purpose="TxProfile"),
+            },
+            "charging_profile.charging_schedule.0.start_schedule",
+        ),
         (
             "2.0.1",
             "set_charging_profile",
@@ -605,8 +634,7 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
                 ),
             },
         ),
-        # Sent as asked, the charger deciding (the strict charger's scenario sends the first; a profile
-        # without its start counts from the start of charging, as 1.6 §7.13 says): K01.FR.38, FR.40.
+        # Sent as asked, the charger deciding (the strict charger's scenario sends it): K01.FR.38.
         (
             "set_charging_profile",
             {
@@ -618,7 +646,6 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
                 ),
             },
         ),
-        ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201({"start_schedule": None})}),
         (
             "set_charging_profile",
             {
@@ -652,14 +679,6 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         (
             "update_firmware",
             {"request_id": 1, "firmware": firmware201("ftp://fw.example.com/a%20b.bin?v=1&t=a~b")},
-        ),
-        (
-            "request_start_transaction",
-            {
-                "remote_start_id": 1,
-                "id_token": TOKEN,
-                "charging_profile": profile201({"start_schedule": None}, charging_profile_purpose="TxProfile"),
-            },
         ),
     ],
 )
