@@ -277,9 +277,10 @@ def _tx_profiles_installed(
     knows, with their rows. A limit whose TxProfile an accepted ClearChargingProfile removed (or a profile of the same
     purpose and stack level replaced) is held no more: the session charges under its failsafe default
     (or nothing) and is sent its TxProfile again, as a session that never had one. And, by charger pk,
-    the TxProfiles recorded above the site's stack level and the TxDefaultProfiles above the failsafe's
-    (an operator's: ``_overriding``); one statement. Only those of the OCPP version the charger speaks
-    (``profiles_of_their_version``): it holds none it accepted in the other. ``installed`` holds the
+    the TxProfiles recorded above the site's stack level and the TxDefaultProfiles above the failsafe's,
+    or at its level on a connector (EVSE) of its own (an operator's: ``_overriding``); one statement.
+    Only those of the OCPP version the charger speaks (``profiles_of_their_version``): it holds none it
+    accepted in the other. ``installed`` holds the
     chargers' failsafe TxDefaultProfiles too (``FAILSAFE_PROFILE_ID``, connector/EVSE 0)."""
     if not sessions:
         return {}, {}
@@ -291,6 +292,7 @@ def _tx_profiles_installed(
         | Q(profile_id=FAILSAFE_PROFILE_ID, connector_id=0)
         | Q(purpose="TxProfile", stack_level__gte=TX_STACK_LEVEL)
         | Q(purpose="TxDefaultProfile", stack_level__gt=FAILSAFE_STACK_LEVEL)
+        | Q(purpose="TxDefaultProfile", stack_level=FAILSAFE_STACK_LEVEL, connector_id__gt=0)
     )
     installed: dict[tuple[int, int], InstalledChargingProfile] = {}
     above: dict[int, list[InstalledChargingProfile]] = {}
@@ -298,7 +300,7 @@ def _tx_profiles_installed(
         if row.profile_id in ids or (row.profile_id, row.connector_id) == (FAILSAFE_PROFILE_ID, 0):
             installed[(row.charge_point_id, row.profile_id)] = row
         if (row.purpose == "TxProfile" and row.stack_level >= TX_STACK_LEVEL and row.profile_id not in ids) or (
-            row.purpose == "TxDefaultProfile" and row.stack_level > FAILSAFE_STACK_LEVEL
+            row.purpose == "TxDefaultProfile" and (row.stack_level > FAILSAFE_STACK_LEVEL or row.connector_id > 0)
         ):
             above.setdefault(row.charge_point_id, []).append(row)
     return installed, above
@@ -322,7 +324,8 @@ def _overriding(
     transaction set before the session began (gone with the one before) unless a remote start's whose
     wait for the EV this session ended. ``purpose`` TxDefaultProfile: the operator's defaults above the
     failsafe's stack level on connector (EVSE) 0 or the session's, which prevail over the failsafe while
-    the session holds no TxProfile."""
+    the session holds no TxProfile; on 1.6 one at the failsafe's stack level on the session's connector
+    too (``_in_the_failsafe_s_place``)."""
     target = session.evse_id if session.ocpp_version == "2.0.1" else session.connector_id
     connectors = {target, 0} if purpose == "TxDefaultProfile" else {target}
     prevailing: tuple[int, Decimal] | None = None
@@ -335,6 +338,11 @@ def _overriding(
             or not _schedule_running(row.profile, session, now)
             or (purpose == "TxProfile" and not _tx_profile_of(row, session))
             or (purpose == "TxProfile" and row.stack_level == TX_STACK_LEVEL and not _beside_the_site_s(row, session))
+            or (
+                purpose == "TxDefaultProfile"
+                and row.stack_level == FAILSAFE_STACK_LEVEL
+                and not _in_the_failsafe_s_place(row, session)
+            )
         ):
             continue
         limit = _profile_max_a(row.profile, voltage_v, phases)
@@ -384,6 +392,15 @@ def _beside_the_site_s(row: InstalledChargingProfile, session: Transaction) -> b
         and session.ocpp_version == "2.0.1"
         and not site_profile_own(purpose=row.purpose, profile_id=row.profile_id, stack_level=row.stack_level)
     )
+
+
+def _in_the_failsafe_s_place(row: InstalledChargingProfile, session: Transaction) -> bool:
+    """Whether a TxDefaultProfile at the failsafe's stack level (an operator's) replaces the site's
+    failsafe for the session's connector: on 1.6, one on that connector does (§3.13.1: a TxDefaultProfile
+    sent for a connector > 0 while one for connector 0 is installed "SHALL be replaced only for that
+    specific connector"). A 2.0.1 station holds both, EVSE 0's and the EVSE's (K01.FR.06 is per EVSE),
+    and no requirement says which prevails: the failsafe's is counted."""
+    return session.ocpp_version != "2.0.1" and row.connector_id == session.connector_id and row.connector_id > 0
 
 
 def _tx_profile_of(row: InstalledChargingProfile, session: Transaction) -> bool:

@@ -201,6 +201,49 @@ def test_an_operator_s_profile_whose_schedule_has_run_its_duration_no_longer_pre
     assert (view.override_a, view.default_a) == (None, None)
 
 
+def test_a_1_6_operator_s_tx_default_profile_on_the_session_s_connector_replaces_the_failsafe_there(
+    register_charge_point,
+):
+    """1.6 §3.13.1 TxDefaultProfile: "In the event a TxDefaultProfile for connector 0 is installed, and
+    the Central System sends a new profile with ConnectorId >0, the TxDefaultProfile SHALL be replaced
+    only for that specific connector". Probe: an operator's 32 A default at the failsafe's stack level
+    (0) on connector 1 was not counted (only those above it were): the site took a new session on
+    connector 1 for drawing its 6 A failsafe, while the charger let the car draw 32 A."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-DEFAULT")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    _failsafe_installed(charge_point, 6)
+    InstalledChargingProfile.objects.create(
+        charge_point=charge_point,
+        connector_id=1,
+        profile_id=7,
+        purpose="TxDefaultProfile",
+        stack_level=0,
+        ocpp_version="1.6",
+        profile={
+            "charging_profile_id": 7,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": {
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 32}],
+            },
+        },
+    )
+    for connector in (1, 2):
+        Transaction.objects.create(
+            charge_point=charge_point,
+            ocpp_transaction_id=str(connector),
+            start_key=f"k{connector}",
+            connector_id=connector,
+            started_at=T0,
+        )
+    views = {view.transaction.connector_id: view for view in site_sessions(site=site, now=T0)}
+    assert (views[1].default_a, views[1].held_a) == (Decimal(32), Decimal(32))
+    assert (views[2].default_a, views[2].held_a) == (None, Decimal(6))  # connector 2 keeps the failsafe
+
+
 def test_a_1_6_signed_current_is_not_taken_for_the_car_s_draw(register_charge_point):
     """A 1.6 SignedData value is the signed blob: "3E50" is no current, however it reads; a 2.0.1
     reading with its signature beside it is one."""
