@@ -181,9 +181,10 @@ def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, 
 def _meant(name: str) -> str:
     """The snake_case spelling of the OCPP field a body's misspelt ``name`` stands for: a camelCase
     one's (``connectorId``, ``CONNECTOR_ID``: ``connector_id``), or the field a lowercase one becomes
-    once converted (``connector__id``: ``connector_id``)."""
+    once converted (``connector__id``: ``connector_id``). A capital after an underscore (``Id_Tag``,
+    ``connector_Id``) gains no second one: ``id_tag``, not ``id__tag``."""
     if name != name.lower():
-        return payload_case.snake_name(name)
+        name = re.sub("_{2,}", "_", payload_case.snake_name(name))
     return payload_case.snake_name(payload_case.camel_name(name))
 
 

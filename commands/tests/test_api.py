@@ -182,6 +182,10 @@ def test_a_body_in_camel_case_is_a_400_naming_each_field_and_sends_nothing(
             {"remote_start_id": 1, "id_token": {"id_token_": "T", "type": "ISO14443"}},
             {"id_token.id_token_": "id_token"},
         ),
+        # Capitals around an underscore: the spelling meant has one underscore, not "id__tag"
+        ("ocpp16/CP-1/remote_start_transaction", "1.6", {"Id_Tag": "A"}, {"Id_Tag": "id_tag"}),
+        ("ocpp16/CP-1/unlock_connector", "1.6", {"Connector_Id": 1}, {"Connector_Id": "connector_id"}),
+        ("ocpp16/CP-1/unlock_connector", "1.6", {"connector_Id": 1}, {"connector_Id": "connector_id"}),
     ],
 )
 def test_a_field_that_is_not_the_csms_s_snake_case_spelling_is_a_400_naming_it_and_sends_nothing(
