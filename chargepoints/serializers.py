@@ -18,7 +18,11 @@ from kernel.serializers import UnknownFieldsRefused
 
 
 class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
-    charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])
+    charge_point_id = serializers.CharField(
+        max_length=48,
+        validators=[charge_point_id_validate],
+        trim_whitespace=False,  # " CP-9" is refused, not registered as "CP-9" while the client keeps " CP-9"
+    )
     heartbeat_interval = serializers.IntegerField(
         min_value=HEARTBEAT_INTERVAL_MIN, max_value=HEARTBEAT_INTERVAL_MAX, required=False
     )

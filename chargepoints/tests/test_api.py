@@ -49,6 +49,9 @@ def test_a_duplicate_charge_point_id_is_a_conflict(api_client, register_charge_p
     [
         ({"heartbeat_interval": 60}, "charge_point_id"),
         ({"charge_point_id": "has/slash"}, "charge_point_id"),
+        # Registered trimmed as "CP-9" while the integrator kept " CP-9": refused, as the charger would be
+        ({"charge_point_id": " CP-9"}, "charge_point_id"),
+        ({"charge_point_id": "CP-9\n"}, "charge_point_id"),
         ({"charge_point_id": "CP-1", "heartbeat_interval": 0}, "heartbeat_interval"),
         ({"charge_point_id": "CP-1", "heartbeat_interval": "often"}, "heartbeat_interval"),
         ({"charge_point_id": "CP-1", "lifecycle_state": "broken"}, "lifecycle_state"),
