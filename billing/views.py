@@ -17,6 +17,7 @@ from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
 from billing.serializers import BillingRecordFilterSerializer, BillingRecordSerializer, TariffSerializer
 from kernel.api_errors import ApiError
+from kernel.query_params import whole_list_query_refused
 from kernel.streaming import in_request_thread
 
 
@@ -80,6 +81,8 @@ class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=False, methods=["get"], pagination_class=None)
     def export(self, request: Request) -> StreamingHttpResponse:
+        # One page, every record: ``?page=2`` a 404, not the whole export again (a client paging it until a 404)
+        whole_list_query_refused(request.query_params, self.query_filters)
         chunks = export.line_chunks(self.get_queryset().iterator(chunk_size=_EXPORT_CHUNK), _EXPORT_CHUNK)
         content = in_request_thread(chunks) if isinstance(request._request, ASGIRequest) else chunks
         response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")

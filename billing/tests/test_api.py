@@ -432,6 +432,20 @@ def test_the_export_takes_the_list_filters(api_client, three_records):
     assert only_header == [EXPORT_COLUMNS]
 
 
+def test_the_export_is_one_page_a_later_page_is_a_404_not_the_whole_export_again(api_client, three_records):
+    """``?page=2`` exported every record again (a client paging the export until a 404 counted each
+    record once per page, for ever); the export is a whole list's one page, as a session's meter values."""
+    for query in ("", "?page=1", "?page=last", "?page_size=1"):
+        assert len(csv_rows(api_client.get(f"/api/v1/billing-records/export{query}"))) == 4, query
+    response = api_client.get("/api/v1/billing-records/export?page=2")
+    assert response.status_code == 404
+    assert response.json()["error"] == "NotFound"
+    for param, value in (("page", "0"), ("page_size", "0")):
+        response = api_client.get(f"/api/v1/billing-records/export?{param}={value}")
+        assert response.status_code == 400
+        assert list(response.json()["details"]) == [param]
+
+
 def test_the_export_answers_an_accept_text_csv_request(api_client, three_records):
     response = api_client.get("/api/v1/billing-records/export", HTTP_ACCEPT="text/csv")
     assert response.status_code == 200
