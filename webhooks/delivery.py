@@ -304,7 +304,7 @@ class DeliveryEngine:
         if self._loop and self._thread:
             self._loop.call_soon_threadsafe(self._begin_stop)
             self._thread.join(timeout=timeout)
-        self._db.submit(connection.close)
+        self._db.submit(_connection_closed)  # the database thread's connection, back to the pool
         self._db.shutdown(wait=True)
         self._lookups.shutdown(wait=False, cancel_futures=True)  # a hung lookup ends with its DNS timeout
 
@@ -319,7 +319,7 @@ class DeliveryEngine:
         try:
             return await loop.run_in_executor(self._db, partial(function, **kwargs))
         except DatabaseError:
-            await loop.run_in_executor(self._db, connection.close)
+            await loop.run_in_executor(self._db, _connection_closed)
             raise
 
     async def _run(self) -> None:
@@ -434,6 +434,15 @@ class DeliveryEngine:
         for token in {token for token, _ in unsent}:
             ids = [delivery_id for held_by, delivery_id in unsent if held_by == token]
             await self._in_db(webhook_deliveries_release, token=token, delivery_ids=ids)
+
+
+def _connection_closed() -> None:
+    """Close the calling thread's database connection (back to the pool). Not ``connection.close``
+    handed to a thread: that bound method is the connection of the thread that names it (``connection``
+    stands for the current thread's), and run in another it raised Django's "objects created in a
+    thread can only be used in that same thread": the engine's database thread kept its connection
+    (a pool slot taken for good once the thread ended) and a database error was logged as that one."""
+    connection.close()
 
 
 _engine: DeliveryEngine | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import http.server
 import json
+import logging
 import os
 import socket
 import threading
@@ -13,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.utils import timezone
 
-from conftest import eventually
+from conftest import _test_database_url, eventually
 from csms.staff_groups import OPERATOR, staff_user_create
 from webhooks import services
 from webhooks.admin import BEING_SENT_ONE
@@ -451,3 +455,65 @@ async def test_a_receiver_s_retry_after_is_waited_for_up_to_the_last_retry_s_wai
         assert delivery.next_attempt_at >= attempt.attempted_at + timedelta(seconds=least_wait)
     assert delivery.next_attempt_at <= recorded_by + timedelta(seconds=most_wait)
     assert len(webhook_receiver.requests) == 1
+
+
+def _pool_connections_taken() -> int:
+    """How many of the database pool's connections are out (taken by a thread, not given back)."""
+    stats = connection.pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]
+
+
+def _backend_pid() -> int:
+    """The PostgreSQL session of the calling thread's connection."""
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid
+
+
+async def test_a_stopped_engine_gives_its_database_connection_back_to_the_pool(settings, webhook_receiver):
+    """An engine stopped (the webhook worker's shutdown, a test's engine) handed its database thread
+    the stopping thread's connection to close (Django refused it: another thread's), and the engine's
+    own stayed taken from the pool: its session closed when the thread was collected, its slot
+    never given back. Each engine started and stopped in a process took one slot for good."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
+    taken = await sync_to_async(_pool_connections_taken)()
+    for started in range(1, 4):
+        engine = DeliveryEngine(max_in_flight=5, per_receiver=5, poll_seconds=1)
+        engine.start()
+        await sync_to_async(services.webhook_event_emit)(
+            event_type="charge_point.offline", data={"charge_point_id": f"CP-{started}"}
+        )
+        engine.wake()
+        await eventually(lambda started=started: len(webhook_receiver.requests) == started, timeout=30)
+        await asyncio.to_thread(engine.stop, 20)
+    assert await sync_to_async(_pool_connections_taken)() == taken
+
+
+async def test_the_engine_delivers_again_once_its_database_session_was_lost(settings, webhook_receiver, engine, caplog):
+    """PostgreSQL restarted (or the engine's session ended by an operator, ``idle_session_timeout``):
+    the engine delivers again, and the failure it logs is the database's, not Django's complaint of
+    a connection closed from another thread (the engine dropped the event loop thread's connection
+    from its database thread)."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
+    await sync_to_async(emit_to_both)(1)
+    engine.wake()
+    await eventually(lambda: len(webhook_receiver.requests) == 1, timeout=30)
+
+    pid = await asyncio.wrap_future(engine._db.submit(_backend_pid))
+    with psycopg.connect(_test_database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(100):  # bounded: the session gone
+            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+                break
+            await asyncio.sleep(0.05)
+
+    await sync_to_async(emit_to_both)(1)
+    engine.wake()
+    await eventually(lambda: len(webhook_receiver.requests) == 2, timeout=30)
+    failures = [  # an outage's is told in the message (``kernel.log_format.QuietOutages``), another's by its exception
+        record.getMessage() + (repr(record.exc_info[1]) if record.exc_info else "")
+        for record in caplog.records
+        if record.name == "webhooks.delivery" and record.levelno >= logging.ERROR
+    ]
+    assert failures and all("OperationalError" in failure for failure in failures), failures
