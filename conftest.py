@@ -15,11 +15,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg_pool
 import pytest
 from django.db import connections, transaction
 from ocpp.v16 import ChargePoint as V16Client
@@ -34,6 +37,91 @@ from kernel.api_keys import api_key_create
 from kernel.background_sends import broker_sends
 
 ROOT = Path(__file__).resolve().parent
+
+
+# --- Database connections of threads that end ------------------------------------------------
+#
+# A thread that ends holding a Django database connection never gives it back to psycopg's pool:
+# the session is closed when the thread's connection is collected, but the pool still counts it
+# taken, and a long run of the suite exhausted the pool (PoolTimeout after CSMS_DB_POOL_TIMEOUT s).
+
+
+class _ConnectionsClosingExecutor(ThreadPoolExecutor):
+    """The default executor of the tests' event loops (``asyncio.to_thread``, ``run_in_executor(None,
+    ...)``, ``sync_to_async(thread_sensitive=False)``): each call's thread gives its database
+    connections back to the pool when the call ends. The loop's threads end with the test, and a
+    test client's request there (whose end, in a test, closes no connection) kept its slot for good."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return super().submit(_connections_closed_after, fn, *args, **kwargs)
+
+
+def _connections_closed_after(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        connections.close_all()  # this thread's
+
+
+def _test_event_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(_ConnectionsClosingExecutor(thread_name_prefix="asyncio"))
+    return loop
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Every async test's event loop is ``_test_event_loop``'s (one factory: test ids are unchanged)."""
+    return {"asyncio": _test_event_loop}
+
+
+class ConnectionLeftWarning(UserWarning):
+    """A thread ended holding a database connection taken from the pool (given back by ``_pool_slots_back``)."""
+
+
+_taken: dict[int, tuple[Any, psycopg_pool.ConnectionPool, threading.Thread]] = {}  # id(connection): who holds it
+_taken_lock = threading.Lock()
+_getconn, _putconn = psycopg_pool.ConnectionPool.getconn, psycopg_pool.ConnectionPool.putconn
+
+
+def _getconn_recorded(self: psycopg_pool.ConnectionPool, timeout: float | None = None) -> Any:
+    taken = _getconn(self, timeout)
+    with _taken_lock:
+        _taken[id(taken)] = (taken, self, threading.current_thread())
+    return taken
+
+
+def _putconn_recorded(self: psycopg_pool.ConnectionPool, conn: Any) -> None:
+    with _taken_lock:
+        _taken.pop(id(conn), None)
+    _putconn(self, conn)
+
+
+psycopg_pool.ConnectionPool.getconn = _getconn_recorded  # type: ignore[method-assign]
+psycopg_pool.ConnectionPool.putconn = _putconn_recorded  # type: ignore[method-assign]
+
+
+def pool_connections_of_ended_threads() -> list[str]:
+    """Give back to the pool the connections of threads that ended without closing them; their names."""
+    with _taken_lock:
+        ended = [(key, held) for key, held in _taken.items() if not held[2].is_alive()]
+    for _, (taken, pool, _thread) in ended:
+        pool.putconn(taken)  # the thread's Django connection is gone with it: nothing else uses this one
+    return [thread.name for _, (_, _, thread) in ended]
+
+
+@pytest.fixture(autouse=True)
+def _pool_slots_back(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test (its other fixtures torn down first), a connection that a thread which has
+    ended still held is given back to the pool, with a ``ConnectionLeftWarning`` naming the thread:
+    a thread of the test's that touches the database closes its connections before it ends
+    (``connections.close_all()``), and a product thread that ends so is a leak to fix."""
+    yield
+    for thread in pool_connections_of_ended_threads():
+        warnings.warn(
+            f"{request.node.nodeid}: thread {thread!r} ended holding a database connection (given back to the pool)",
+            ConnectionLeftWarning,
+            stacklevel=1,
+        )
 
 
 @dataclass
