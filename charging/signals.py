@@ -25,3 +25,9 @@ charger_draw_changed = Signal(use_caching=True)
 # (TransactionEventResponse ``totalCost``); None: it has none (no tariff priced it).
 # Receiver: billing (write the session's billing record; its total).
 transaction_ended = Signal(use_caching=True)
+
+# What an app above calls a charging profile the CSMS believes a charger holds, in a warning about it
+# (``charging_profile_conflicts``). Keyword argument: ``profile`` (an ``InstalledChargingProfile``).
+# A receiver returns a short name ("the failsafe default of site 'Depot'") or None: not one of its own.
+# Receiver: sites (its members' failsafe TxDefaultProfiles).
+charging_profile_named = Signal()

@@ -1,11 +1,12 @@
-"""What sites do when a charger's draw may have changed (``charging.signals``); connected in
-``SitesConfig.ready``."""
+"""What sites do when a charger's draw may have changed, and what they call a profile of theirs
+(``charging.signals``); connected in ``SitesConfig.ready``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sites.selectors import site_profile_own
+from sites.models import SiteMember
+from sites.selectors import FAILSAFE_PROFILE_ID, FAILSAFE_STACK_LEVEL, site_profile_own
 from sites.services import site_members_unflagged_for_w
 from sites.triggers import site_member_may_be, site_recompute_on_commit
 
@@ -33,3 +34,17 @@ def site_members_rate_units_learned(sender: Any, *, charge_point_pks: list[int],
     """Chargers found to take W alone: ``services.site_members_unflagged_for_w``."""
     if units == "W":
         site_members_unflagged_for_w(charge_point_pks=charge_point_pks)
+
+
+def site_failsafe_named(sender: Any, *, profile: Any, **kwargs: Any) -> str | None:
+    """A member's failsafe TxDefaultProfile (connector/EVSE 0) as "the failsafe default of site
+    'Depot'" (one a former site sent: "a site's failsafe default"); None for any other profile."""
+    if (profile.purpose, profile.profile_id, profile.stack_level, profile.connector_id) != (
+        "TxDefaultProfile",
+        FAILSAFE_PROFILE_ID,
+        FAILSAFE_STACK_LEVEL,
+        0,
+    ):
+        return None
+    member = SiteMember.objects.filter(charge_point_id=profile.charge_point_id).select_related("site").first()
+    return f"the failsafe default of site '{member.site.name}'" if member else "a site's failsafe default"

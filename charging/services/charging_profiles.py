@@ -20,7 +20,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
 from charging.selectors import profiles_of_their_version
-from charging.signals import charger_draw_changed
+from charging.signals import charger_draw_changed, charging_profile_named
 from kernel.timestamps import parse_ocpp_time
 
 
@@ -61,15 +61,15 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
     ).exclude(profile_id=target.profile_id)
     if target.ocpp_version == "2.0.1":
         return [
-            f"Profile {other.profile_id} on connector {other.connector_id} has the same purpose "
+            f"Profile {other.profile_id}{_named(other)} on connector {other.connector_id} has the same purpose "
             f"({other.purpose}) and stack level ({other.stack_level}) with an overlapping validity; "
             f"the station rejects profile {target.profile_id} (OCPP 2.0.1 K01.FR.06)."
             for other in installed
             if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
             and not _ended_with_its_transaction(charge_point, other)
         ]
-    return [
-        f"Profile {other.profile_id} on connector {other.connector_id} has the same purpose "
+    return _whole_charger_s_default_replaced(charge_point, target) + [
+        f"Profile {other.profile_id}{_named(other)} on connector {other.connector_id} has the same purpose "
         f"({other.purpose}) and stack level ({other.stack_level}); the charger replaces it with profile "
         f"{target.profile_id}"
         + (
@@ -81,6 +81,35 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
         for other in installed
         if not _ended_with_its_transaction(charge_point, other)
     ]
+
+
+def _whole_charger_s_default_replaced(charge_point: ChargePoint, target: ProfileTarget) -> list[str]:
+    """1.6 §3.13.1 TxDefaultProfile: one sent for a connector > 0 while one for connector 0 is installed
+    replaces it "only for that specific connector": a warning for each installed on connector 0 at
+    ``target``'s stack level (one above or below it stacks with it), another id. A 2.0.1 station holds
+    both (K01.FR.06 is per EVSE)."""
+    if target.purpose != "TxDefaultProfile" or target.connector_id == 0:
+        return []
+    installed = InstalledChargingProfile.objects.filter(
+        profiles_of_their_version(),
+        charge_point=charge_point,
+        connector_id=0,
+        purpose=target.purpose,
+        stack_level=target.stack_level,
+    ).exclude(profile_id=target.profile_id)
+    return [
+        f"Profile {other.profile_id}{_named(other)} on connector 0 has the same purpose ({other.purpose}) and "
+        f"stack level ({other.stack_level}); the charger replaces it for connector {target.connector_id} with "
+        f"profile {target.profile_id} (OCPP 1.6 §3.13.1): the other connectors keep it."
+        for other in installed
+    ]
+
+
+def _named(profile: InstalledChargingProfile) -> str:
+    """What an app above calls ``profile`` (``charging_profile_named``: a site's failsafe default), as
+    " (the failsafe default of site 'Depot')", or nothing."""
+    names = [name for _, name in charging_profile_named.send(sender=InstalledChargingProfile, profile=profile) if name]
+    return f" ({', '.join(names)})" if names else ""
 
 
 # How long a charger that reported no connection timeout (1.6 ConnectionTimeOut, 2.0.1

@@ -50,6 +50,20 @@ def test_same_purpose_and_stack_level_with_overlapping_validity_is_a_conflict(re
     assert conflicts(charge_point, profile_body(1)) == []  # same id: an intended update
 
 
+def test_a_1_6_default_on_a_connector_replaces_the_whole_charger_s_there(register_charge_point):
+    """1.6 §3.13.1 TxDefaultProfile: one for connector 1 while one for connector 0 is installed replaces it
+    "only for that specific connector". Probe: that was warned of on the same connector only, so an
+    operator replacing a charger-wide default (a site's failsafe) on connector 1 read no warning."""
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, {**profile_body(1), "connector_id": 0})
+    assert conflicts(charge_point, profile_body(2)) == [
+        "Profile 1 on connector 0 has the same purpose (TxDefaultProfile) and stack level (0); the charger"
+        " replaces it for connector 1 with profile 2 (OCPP 1.6 §3.13.1): the other connectors keep it."
+    ]
+    assert conflicts(charge_point, profile_body(2, stack_level=1)) == []  # it stacks above
+    assert conflicts_201(charge_point, profile_body(2)) == []  # a 2.0.1 station holds both
+
+
 def conflicts_201(charge_point, body):
     target = dataclasses.replace(profile_target(body), ocpp_version="2.0.1")
     return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)

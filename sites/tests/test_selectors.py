@@ -9,6 +9,8 @@ import pytest
 
 from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, MeterSample, Transaction
+from charging.services.charging_profiles import charging_profile_conflicts
+from ocpp_gateway.v16.smart_charging import profile_target
 from sites.models import SessionLimit, Site, SiteMember
 from sites.selectors import (
     FAILSAFE_PROFILE_ID,
@@ -242,6 +244,36 @@ def test_a_1_6_operator_s_tx_default_profile_on_the_session_s_connector_replaces
     views = {view.transaction.connector_id: view for view in site_sessions(site=site, now=T0)}
     assert (views[1].default_a, views[1].held_a) == (Decimal(32), Decimal(32))
     assert (views[2].default_a, views[2].held_a) == (None, Decimal(6))  # connector 2 keeps the failsafe
+
+
+def test_a_1_6_operator_s_default_on_a_member_s_connector_is_warned_to_replace_the_site_s_failsafe_there(
+    register_charge_point,
+):
+    """Probe: an operator's TxDefaultProfile at the failsafe's stack level (0) on connector 1 of a site's
+    member replaces the failsafe there (1.6 §3.13.1, see the test above), and set_charging_profile sent it
+    without a warning. It names the site's failsafe now."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-DEFAULT")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    _failsafe_installed(charge_point, 6)
+    body = {
+        "connector_id": 1,
+        "cs_charging_profiles": {
+            "charging_profile_id": 7,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": {
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 32}],
+            },
+        },
+    }
+    assert charging_profile_conflicts(charge_point=charge_point, target=profile_target(body)) == [
+        f"Profile {FAILSAFE_PROFILE_ID} (the failsafe default of site 'Depot') on connector 0 has the same purpose"
+        " (TxDefaultProfile) and stack level (0); the charger replaces it for connector 1 with profile 7"
+        " (OCPP 1.6 §3.13.1): the other connectors keep it."
+    ]
 
 
 def test_a_1_6_signed_current_is_not_taken_for_the_car_s_draw(register_charge_point):
