@@ -222,9 +222,10 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
     profile says how it recurs (``recurrency_kind``: Daily or Weekly); a validity that ends after it
     begins; in 2.0.1 one schedule but in a TxProfile (ChargingProfileType ``chargingSchedule``: more,
     up to 3, only for a TxProfile, the EV choosing among them over ISO 15118; no rule says which one
-    another profile's limit would be); each schedule's (``_schedule_refusals``). A Relative station
-    maximum (K01.FR.38) is sent as asked: the charger decides (independent chargers' scenarios send
-    one)."""
+    another profile's limit would be), each of its own ``id`` (ChargingScheduleType: it identifies the
+    schedule, the EV's choice among them reported by it); each schedule's (``_schedule_refusals``).
+    A Relative station maximum (K01.FR.38) is sent as asked: the charger decides (independent
+    chargers' scenarios send one)."""
     found: Refusals = {}
     purpose, kind = profile.get("charging_profile_purpose"), profile.get("charging_profile_kind")
     if purpose == _EXTERNAL_CONSTRAINTS:
@@ -244,9 +245,17 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
         found[f"{at}.charging_schedule"] = [
             f"One schedule for a {purpose}: more (up to 3, for ISO 15118 to choose from) only in a TxProfile."
         ]
+    ids: set[Any] = set()
     for index, schedule in enumerate(listed):
         where = f"{at}.charging_schedule" + (f".{index}" if isinstance(schedules, list) else "")
         found |= _schedule_refusals(version, kind, schedule, where)
+        if version == "2.0.1" and isinstance(schedule, dict) and isinstance(schedule.get("id"), int):
+            if schedule["id"] in ids:
+                found[f"{where}.id"] = [
+                    "Another schedule of this profile has this id: each is named by its own (ChargingScheduleType),"
+                    " the one the EV chooses over ISO 15118 too."
+                ]
+            ids.add(schedule["id"])
     return found
 
 

@@ -515,6 +515,36 @@ FIRMWARE = firmware201("https://fw.example.com/fw.bin")
             },
             "charging_profile.charging_schedule",
         ),
+        # 2.0.1 ChargingScheduleType id identifies the schedule (ISO 15118's choice is reported by it):
+        # two of one id in a TxProfile were sent, the EV's choice made ambiguous
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": {
+                    **PROFILE201,
+                    "charging_profile_purpose": "TxProfile",
+                    "transaction_id": "tx-1",
+                    "charging_schedule": [TWO_SCHEDULES[0], {**TWO_SCHEDULES[1], "id": 1}],
+                },
+            },
+            "charging_profile.charging_schedule.1.id",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {
+                "remote_start_id": 1,
+                "id_token": TOKEN,
+                "charging_profile": {
+                    **PROFILE201,
+                    "charging_profile_purpose": "TxProfile",
+                    "charging_schedule": [TWO_SCHEDULES[0], {**TWO_SCHEDULES[1], "id": 1}],
+                },
+            },
+            "charging_profile.charging_schedule.1.id",
+        ),
         # 2.0.1 ChargingSchedulePeriodType limit, ChargingScheduleType minChargingRate: "at most one
         # digit fraction (e.g. 8.1)", as 1.6's schema says (multipleOf 0.1)
         (
