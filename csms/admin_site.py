@@ -19,7 +19,7 @@ from django.utils import timezone
 from chargepoints.selectors import fleet_summary, recently_offline_charge_point_list
 from charging.selectors import active_transaction_list, transaction_active_count
 from commands.selectors import failed_command_list
-from kernel.admin_mixins import DateHierarchyChecked, LookupsChecked
+from kernel.admin_mixins import DateHierarchyChecked, LookupsChecked, PickersChecked
 from webhooks.selectors import (
     failed_delivery_list,
     receiver_failure_rate_list,
@@ -45,12 +45,16 @@ class CsmsAdminSite(admin.AdminSite):
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         """Every list page with a date hierarchy, ours and django-axes', answers a year beyond any
         date as a bad filter, not with a 500 (``DateHierarchyChecked``); every list page, a lookup of
-        such a year on any date column (``LookupsChecked``)."""
+        such a year on any date column (``LookupsChecked``); every autocomplete box, its and its
+        inlines', a value no row can have as the field's error (``PickersChecked``)."""
         admin_class = admin_class or admin.ModelAdmin
         if admin_class.date_hierarchy and not issubclass(admin_class, DateHierarchyChecked):
             admin_class = type(admin_class.__name__, (DateHierarchyChecked, admin_class), {})
         if not issubclass(admin_class, LookupsChecked):
             admin_class = type(admin_class.__name__, (LookupsChecked, admin_class), {})
+        if not issubclass(admin_class, PickersChecked):
+            inlines = [_pickers_checked(inline) for inline in admin_class.inlines]
+            admin_class = type(admin_class.__name__, (PickersChecked, admin_class), {"inlines": inlines})
         super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
@@ -64,6 +68,10 @@ class CsmsAdminSite(admin.AdminSite):
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         """The dashboard alone, for the index page to swap in when it refreshes itself."""
         return TemplateResponse(request, "admin/dashboard.html", dashboard_context(request.user))
+
+
+def _pickers_checked(inline: Any) -> Any:
+    return inline if issubclass(inline, PickersChecked) else type(inline.__name__, (PickersChecked, inline), {})
 
 
 def moved_admin_page_redirects() -> list[URLPattern]:

@@ -8,6 +8,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 
@@ -142,3 +145,55 @@ class SortableByChangeList(ChangeList):
         if not (index.isascii() and index.isdigit() and int(index) < len(self.list_display)):
             return False
         return self.sortable_by is None or self.list_display[int(index)] in self.sortable_by
+
+
+def value_of_column(field: models.Field[Any, Any], value: Any) -> bool:
+    """Whether ``value``, as a page posted it, is a value of ``field``'s column (an id a query can
+    look up): not ``abc`` for a numeric id, a number beyond its column, a NUL in a string."""
+    if isinstance(value, str) and "\x00" in value:
+        return False
+    try:
+        field.run_validators(field.to_python(value))
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True
+
+
+class _ParsedSelection:
+    """An autocomplete box shows again only the values its field can look up: Django's looked every
+    posted value up to label it, and a value its column cannot hold (``parent=abc``, a pasted
+    ``tariff``) raised at the query, a 500 where the form had the field's error to show."""
+
+    def optgroups(self, name: str, value: Any, attr: Any = None) -> Any:
+        choices: Any = self.choices  # type: ignore[attr-defined]  # a Select's
+        model = choices.queryset.model
+        to_field = getattr(self.field.remote_field, "field_name", None)  # type: ignore[attr-defined]  # an AutocompleteMixin's
+        target = model._meta.get_field(to_field) if to_field else model._meta.pk
+        empty = choices.field.empty_values
+        shown = [v for v in value if str(v) in empty or value_of_column(target, v)]
+        return super().optgroups(name, shown, attr)  # type: ignore[misc]  # an AutocompleteMixin's
+
+
+class CheckedAutocompleteSelect(_ParsedSelection, AutocompleteSelect):
+    pass
+
+
+class CheckedAutocompleteSelectMultiple(_ParsedSelection, AutocompleteSelectMultiple):
+    pass
+
+
+class PickersChecked:
+    """Mixed in before a ModelAdmin or an inline (``CsmsAdminSite.register`` gives it to every
+    admin and its inlines): its autocomplete boxes (``autocomplete_fields``) are
+    ``CheckedAutocompleteSelect``'s, so a value no row can have is the field's error on the page
+    shown again ("Select a valid choice"), not a 500."""
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):  # type: ignore[attr-defined]  # a ModelAdmin's
+            kwargs["widget"] = CheckedAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))  # type: ignore[attr-defined]  # a ModelAdmin's
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]  # a ModelAdmin's
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):  # type: ignore[attr-defined]  # a ModelAdmin's
+            kwargs["widget"] = CheckedAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))  # type: ignore[attr-defined]  # a ModelAdmin's
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]  # a ModelAdmin's

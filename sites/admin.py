@@ -4,7 +4,6 @@ import copy
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import ForeignKey, QuerySet
 from django.forms import BooleanField, ModelChoiceField, ModelForm, NumberInput, TextInput
 from django.forms.models import BaseInlineFormSet, construct_instance
@@ -14,7 +13,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from kernel.admin_mixins import ChangedOnThePageForm
+from kernel.admin_mixins import ChangedOnThePageForm, CheckedAutocompleteSelect
 from sites import services
 from sites.chart import allocation_chart_svg
 from sites.engine import failsafe_clear_on_commit
@@ -57,9 +56,10 @@ class SiteMemberForm(ChangedOnThePageForm, ModelForm):
         return fields
 
 
-class ChargerChoice(AutocompleteSelect):
+class ChargerChoice(CheckedAutocompleteSelect):
     """A member row's charger box, labelled with the charger the row was read with (``labels``, set
-    by ``SiteMemberFormSet``): the stock box read each row's charger again, a query per member."""
+    by ``SiteMemberFormSet``): the stock box read each row's charger again, a query per member. A
+    value no charger can have is the field's error (``CheckedAutocompleteSelect``)."""
 
     labels: dict[str, str]
 

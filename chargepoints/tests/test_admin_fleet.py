@@ -397,3 +397,20 @@ def test_a_charger_s_page_asks_as_many_queries_for_many_connectors_as_for_one(op
         assert page.count('class="connector-status available"') == connectors
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tariff", ["abc", "-1.5", "99999999999999999999"])
+def test_a_tariff_no_tariff_can_have_is_the_tariff_s_error_not_a_500(operator, register_charge_point, tariff):
+    """A tariff posted that no tariff's id can be was looked up to label the page's tariff box again:
+    a 500. It is the field's error, the charger unchanged."""
+    charge_point = register_charge_point("CP-TARIFF-TYPO", heartbeat_interval=300)
+    url = change_url(charge_point)
+    page = operator.get(url).content.decode()
+
+    response = operator.post(url, form_as_posted(page, "chargepoint_form", tariff=tariff, heartbeat_interval="60"))
+
+    assert response.status_code == 200
+    assert "tariff" in response.context["adminform"].form.errors
+    charge_point.refresh_from_db()
+    assert (charge_point.tariff_id, charge_point.heartbeat_interval) == (None, 300)

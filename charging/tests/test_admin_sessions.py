@@ -795,3 +795,14 @@ def test_a_session_started_while_connectors_are_deleted_in_bulk_deletes_none_and
     assert response.status_code == 200
     assert any("has an open session" in message for message in _messages(response))
     assert Connector.objects.filter(charge_point=charge_point).count() == 3
+
+
+@pytest.mark.parametrize("parent", ["abc", "1.5", "99999999999999999999", "7\x00"])
+def test_a_parent_no_id_tag_can_have_is_the_parent_s_error_not_a_500(ops, parent):
+    """A parent posted that no tag's id can be (``parent=abc``, a number beyond the column) was looked
+    up to label the page's parent box again: a 500. It is the field's error, no tag added."""
+    response = ops.post("/admin/charging/idtag/add/", {"id_tag": "CHILD", "status": "Accepted", "parent": parent})
+
+    assert response.status_code == 200
+    assert "parent" in response.context["adminform"].form.errors
+    assert not IdTag.objects.filter(id_tag="CHILD").exists()

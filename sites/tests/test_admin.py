@@ -371,3 +371,21 @@ def test_a_failsafe_above_a_capacity_lowered_while_the_page_was_open_is_the_fiel
     assert "failsafe_current_a" in response.context["adminform"].form.errors
     site.refresh_from_db()
     assert (site.capacity_a, site.failsafe_current_a) == (Decimal(10), None)
+
+
+@pytest.mark.parametrize("charger", ["abc", "99999999999999999999"])
+def test_a_charger_no_charger_can_have_is_the_member_s_error_not_a_500(admin_client, site, charger):
+    """A member's charger posted that no charger's id can be (its page, or a row of the site's) was
+    looked up to label the charger box again: a 500. It is the field's error, nothing saved."""
+    member_form = {"site": site.pk, "charge_point": charger, "max_current_a": "32", "priority": "0"}
+    response = admin_client.post("/admin/sites/sitemember/add/", member_form)
+    assert response.status_code == 200
+    assert "charge_point" in response.context["adminform"].form.errors
+
+    a, b = SiteMember.objects.filter(site=site).order_by("charge_point__charge_point_id")
+    form = _site_form(site, [(a, {"charge_point": charger, "priority": "7"}), (b, {})])
+    response = admin_client.post(f"/admin/sites/site/{site.pk}/change/", form)
+    assert response.status_code == 200
+    assert "charge_point" in response.context["inline_admin_formsets"][0].formset.forms[0].errors
+    assert SiteMember.objects.count() == 2
+    assert not SiteMember.objects.filter(priority=7).exists()
