@@ -19,7 +19,7 @@ from django.utils import timezone
 from chargepoints.selectors import fleet_summary, recently_offline_charge_point_list
 from charging.selectors import active_transaction_list, transaction_active_count
 from commands.selectors import failed_command_list
-from kernel.admin_mixins import DateHierarchyChecked, LookupsChecked, PickersChecked
+from kernel.admin_mixins import DateHierarchyChecked, LookupsChecked, PickersChecked, SelectionChecked
 from webhooks.selectors import (
     failed_delivery_list,
     receiver_failure_rate_list,
@@ -46,7 +46,8 @@ class CsmsAdminSite(admin.AdminSite):
         """Every list page with a date hierarchy, ours and django-axes', answers a year beyond any
         date as a bad filter, not with a 500 (``DateHierarchyChecked``); every list page, a lookup of
         such a year on any date column (``LookupsChecked``); every autocomplete box, its and its
-        inlines', a value no row can have as the field's error (``PickersChecked``)."""
+        inlines', a value no row can have as the field's error (``PickersChecked``); every action, a
+        selected row no row can be as the list's message (``SelectionChecked``)."""
         admin_class = admin_class or admin.ModelAdmin
         if admin_class.date_hierarchy and not issubclass(admin_class, DateHierarchyChecked):
             admin_class = type(admin_class.__name__, (DateHierarchyChecked, admin_class), {})
@@ -55,6 +56,8 @@ class CsmsAdminSite(admin.AdminSite):
         if not issubclass(admin_class, PickersChecked):
             inlines = [_pickers_checked(inline) for inline in admin_class.inlines]
             admin_class = type(admin_class.__name__, (PickersChecked, admin_class), {"inlines": inlines})
+        if not issubclass(admin_class, SelectionChecked):
+            admin_class = type(admin_class.__name__, (SelectionChecked, admin_class), {})
         super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:

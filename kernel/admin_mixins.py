@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
@@ -197,3 +198,25 @@ class PickersChecked:
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):  # type: ignore[attr-defined]  # a ModelAdmin's
             kwargs["widget"] = CheckedAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))  # type: ignore[attr-defined]  # a ModelAdmin's
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]  # a ModelAdmin's
+
+
+class SelectionChecked:
+    """Mixed in before a ModelAdmin (``CsmsAdminSite.register`` gives it to every admin): an action
+    posted with a selected row no row can be (``_selected_action=abc`` for a numeric id, a number
+    beyond the column) is refused, nothing done, with a message on the list, as Django answers an
+    action with no row selected: the rows were looked up as posted, and the query raised (a 500 on
+    every list's "Delete selected" and every action)."""
+
+    def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        pk = self.model._meta.pk  # type: ignore[attr-defined]  # a ModelAdmin's
+        unknown = [value for value in request.POST.getlist(ACTION_CHECKBOX_NAME) if not value_of_column(pk, value)]
+        if unknown:
+            shown = ", ".join(repr(value[:40]) for value in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            self.message_user(  # type: ignore[attr-defined]  # a ModelAdmin's
+                request,
+                f"No row of this list has the id {shown}{more}: nothing was done. Select the rows on the list.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)  # type: ignore[misc]  # a ModelAdmin's

@@ -1,13 +1,19 @@
 """Every model is in the admin and its pages render with data in them."""
 
+import re
+
 import pytest
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from chargepoints import services
+from chargepoints.models import ChargePoint
 from commands.models import Command
+from kernel.api_keys import api_key_create
 from webhooks import services as webhooks
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +160,39 @@ def test_who_sent_a_command_stays_on_it_a_staff_login_or_key_with_commands_is_no
         f"api-key:{api_key}",
         "user:olivia",
     ]
+
+
+def _messages(page: str) -> list[str]:
+    bar = re.search(r'<ul class="messagelist">(.*?)</ul>', page, re.S)
+    return re.findall(r"<li[^>]*>(.*?)</li>", bar.group(1), re.S) if bar else []
+
+
+def test_an_action_on_a_selected_row_no_row_can_be_is_refused_with_a_message_on_every_list(
+    client, register_charge_point
+):
+    """Round 52's probe: an action posted with a selected id no row can have (``_selected_action=abc``
+    for a numeric id or a UUID, a number beyond the column) raised at the rows' query: a 500 on every
+    list's "Delete selected" and every action (API keys' revoke, reconciliation's, campaigns',
+    chargers' commands). It is refused with a message on the list, nothing done, even for the
+    valid rows selected with it."""
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    key = api_key_create(name="ops key")[0]
+    user = User.objects.create_superuser("ops", "ops@example.com", "pw")
+    client.force_login(user)
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    tried = 0
+    for model, model_admin in admin.site._registry.items():
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        valid = [str(pk) for pk in model.objects.values_list("pk", flat=True)[:1]]
+        for action in model_admin.get_actions(request):
+            for selected in (["abc"], [*valid, "abc"], ["99999999999999999999"], [""]):
+                data = {"action": action, ACTION_CHECKBOX_NAME: selected, "index": "0", "post": "yes"}
+                response = client.post(url, data, follow=True)
+                assert response.redirect_chain == [(url, 302)], (url, action, selected)
+                assert any("nothing was done" in m for m in _messages(response.content.decode())), (url, action)
+                tried += 1
+    assert tried >= 40 * 3
+    assert ChargePoint.objects.filter(pk=charge_point.pk).exists()
+    key.refresh_from_db()
+    assert key.revoked_at is None
