@@ -60,8 +60,12 @@ class RefusalsShown:
         except self.refusals as refusal:
             return self._refused(request, refusal)
 
+    def refusal_message(self, refusal: Exception) -> str:
+        """The page's message for ``refusal``: its text, unless an admin says more."""
+        return str(refusal)
+
     def _refused(self, request: HttpRequest, refusal: Exception) -> HttpResponse:
-        self.message_user(request, str(refusal), messages.ERROR)  # type: ignore[attr-defined]  # a ModelAdmin's
+        self.message_user(request, self.refusal_message(refusal), messages.ERROR)  # type: ignore[attr-defined]  # a ModelAdmin's
         return HttpResponseRedirect(request.get_full_path())
 
 

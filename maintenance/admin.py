@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from chargepoints.models import ChargePoint
+from kernel.admin_mixins import RefusalsShown
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
 from maintenance.services import diagnostics, firmware
@@ -111,8 +112,12 @@ class CampaignCreateForm(forms.ModelForm):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
-    """Campaigns: created here or through the API; watched, paused, resumed and cancelled."""
+class CampaignAdmin(RefusalsShown, admin.ModelAdmin):
+    """Campaigns: created here or through the API; watched, paused, resumed and cancelled. A
+    selection whose chargers went away (decommissioned, deleted) after the add page's check is the
+    service's refusal as the page's message, no campaign created, not a 500 (``RefusalsShown``)."""
+
+    refusals = (MaintenanceError,)
 
     list_display = ["name", "firmware", "state", "progress", "concurrency", "start_at", "finished_at"]
     list_filter = ["state"]
@@ -120,6 +125,11 @@ class CampaignAdmin(admin.ModelAdmin):
     shown = ["name", "firmware", "state", "progress", "concurrency", "start_at", "selection", "finished_at"]
     inlines = [CampaignTargetInline]
     actions = ["pause", "resume", "cancel"]
+
+    def refusal_message(self, refusal: Exception) -> str:
+        details = getattr(refusal, "details", {})
+        said = " ".join(f"{name}: {' '.join(map(str, texts))}" for name, texts in details.items())
+        return f"{refusal} {said}".strip()
 
     def get_deleted_objects(
         self, objs: Any, request: HttpRequest

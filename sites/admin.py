@@ -13,7 +13,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from kernel.admin_mixins import ChangedOnThePageForm, CheckedAutocompleteSelect
+from kernel.admin_mixins import ChangedOnThePageForm, CheckedAutocompleteSelect, RefusalsShown
 from sites import services
 from sites.chart import allocation_chart_svg
 from sites.engine import failsafe_clear_on_commit
@@ -162,8 +162,20 @@ class SiteForm(ChangedOnThePageForm, ModelForm):
         return site
 
 
+class SiteConflictsShown(RefusalsShown):
+    """A site or member the page's check passed and the service refused at the save, the site or
+    member changed meanwhile (its phases, its capacity): the refusal is the page's message, nothing
+    saved, not a 500 (``RefusalsShown``)."""
+
+    refusals = (services.SiteConflict,)
+
+    def refusal_message(self, refusal: Exception) -> str:
+        field = getattr(refusal, "field", "")
+        return f"Not saved ({field.replace('_', ' ')}): {refusal}" if field else f"Not saved: {refusal}"
+
+
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(SiteConflictsShown, admin.ModelAdmin):
     form = SiteForm
     list_display = ["name", "phases", "voltage_v", "capacity_a", "capacity_w", "member_count", "flagged_count"]
     search_fields = ["name"]
@@ -267,7 +279,7 @@ class ConnectorMaximumAdmin(admin.ModelAdmin):
 
 
 @admin.register(SiteMember)
-class SiteMemberAdmin(admin.ModelAdmin):
+class SiteMemberAdmin(SiteConflictsShown, admin.ModelAdmin):
     form = SiteMemberForm
     list_display = ["charge_point", "site", "max_current_a", "phases", "priority", "smart_charging_flag"]
     list_filter = ["site"]

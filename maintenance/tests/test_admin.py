@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
@@ -10,7 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.services import charge_point_update
+from maintenance.admin import CampaignCreateForm
 from maintenance.models import Campaign, FirmwareFile, LogUpload, TargetState
 from maintenance.services import firmware
 
@@ -189,3 +193,34 @@ def test_a_campaign_s_delete_page_counts_its_targets_in_a_few_queries(admin_clie
     assert page.status_code == 200 and "30 campaign targets" in page.content.decode()
     assert admin_client.post(url, {"post": "yes"}).status_code == 302
     assert not Campaign.objects.exists() and ChargePoint.objects.count() == 30
+
+
+@pytest.mark.parametrize("selected", ["listed", "by model"])
+def test_chargers_gone_after_the_campaign_page_s_check_are_the_page_s_message_not_a_500(
+    admin_client, monkeypatch, selected
+):
+    """The add page checked that its selection matched chargers, they were decommissioned before the
+    save, and ``campaign_create`` refused the selection: a 500. It is the page's message, with the
+    service's reason, no campaign created."""
+    charger = ChargePoint.objects.create(charge_point_id="M1", heartbeat_interval=60, model="Wallbox-X")
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    form = {"name": "rollout", "firmware": str(image.pk), "concurrency": "2"}
+    form |= {"charge_points": [str(charger.pk)]} if selected == "listed" else {"model": "wallbox-x"}
+    checked = CampaignCreateForm.clean
+
+    def check_then_decommission(page_form: CampaignCreateForm) -> dict[str, Any]:
+        cleaned = checked(page_form)
+        charge_point_update(  # another operator, meanwhile
+            charge_point=ChargePoint.objects.get(pk=charger.pk), lifecycle_state=LifecycleState.DECOMMISSIONED
+        )
+        return cleaned
+
+    monkeypatch.setattr(CampaignCreateForm, "clean", check_then_decommission)
+
+    response = admin_client.post("/admin/maintenance/campaign/add/", form, follow=True)
+
+    assert response.status_code == 200
+    said = [str(message) for message in response.context["messages"]]
+    reason = "Not registered, or decommissioned: M1." if selected == "listed" else "No charger matches the selection"
+    assert any(reason in message for message in said), said
+    assert not Campaign.objects.exists()

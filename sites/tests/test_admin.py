@@ -10,6 +10,7 @@ import pytest
 
 from kernel.tests.page_forms import form_as_posted
 from sites import services
+from sites.admin import SiteMemberForm
 from sites.models import AllocationSnapshot, ConnectorMaximum, Site, SiteMember
 from sites.services import sites_recompute_all
 
@@ -389,3 +390,42 @@ def test_a_charger_no_charger_can_have_is_the_member_s_error_not_a_500(admin_cli
     assert "charge_point" in response.context["inline_admin_formsets"][0].formset.forms[0].errors
     assert SiteMember.objects.count() == 2
     assert not SiteMember.objects.filter(priority=7).exists()
+
+
+def _site_made_single_phase_after_the_page_s_check(monkeypatch, site: Site) -> None:
+    """The race: the site is made single-phase (the API, another operator) right after the page's
+    check of a member's phases passed on the three-phase site."""
+    checked = SiteMemberForm.clean
+
+    def check_then_change(form: SiteMemberForm) -> dict[str, Any]:
+        cleaned = checked(form)
+        services.site_save(site=Site.objects.get(pk=site.pk), phases=1)
+        return cleaned
+
+    monkeypatch.setattr(SiteMemberForm, "clean", check_then_change)
+
+
+@pytest.mark.parametrize("page", ["member", "site"])
+def test_member_phases_the_site_lost_after_the_page_s_check_are_the_page_s_message_not_a_500(
+    admin_client, site, monkeypatch, page
+):
+    """A member's phases "L2" checked on a three-phase site, the site made single-phase before the
+    save: ``site_member_update`` refused them (SiteConflict), a 500, from the member's page or the
+    site's. It is the page's message, nothing saved."""
+    services.site_save(site=site, phases=3)
+    a = SiteMember.objects.get(charge_point__charge_point_id="CP-A")
+    url = f"/admin/sites/sitemember/{a.pk}/change/" if page == "member" else f"/admin/sites/site/{site.pk}/change/"
+    shown = admin_client.get(url).content.decode()
+    form_id, field = ("sitemember_form", "phases") if page == "member" else ("site_form", "")
+    if page == "site":  # CP-A's row
+        posted = form_as_posted(shown, form_id)
+        field = next(f"members-{n}-phases" for n in range(2) if posted[f"members-{n}-id"] == str(a.pk))
+    _site_made_single_phase_after_the_page_s_check(monkeypatch, site)
+
+    response = admin_client.post(url, form_as_posted(shown, form_id, **{field: "L2", "name": "Depot 2"}), follow=True)
+
+    assert response.status_code == 200
+    said = [str(message) for message in response.context["messages"]]
+    assert said == ["Not saved (phases): Use one of ['L1'] or leave blank for all site phases."]
+    assert not SiteMember.objects.exclude(phases="").exists()
+    assert Site.objects.get(pk=site.pk).name == "Depot"
