@@ -1314,3 +1314,51 @@ async def test_v201_a_reset_ended_replacing_the_csms_close_leaves_the_station_s_
     record = session.billing_record
     assert (session.closed_by_csms, session.withheld_seconds, session.withheld_since) == (False, 1800, None)
     assert (record.duration_seconds, record.idle_seconds) == (3600, 0)
+
+
+@pytest.mark.parametrize("stop", ["stamped after the close", "never sent"])
+async def test_v16_a_session_the_csms_closed_is_billed_no_time_past_its_close(daphne, stop):
+    """Probe: a session charging 30 minutes, the EV full at 40 (SuspendedEV), then a reboot; the boot's
+    Available (stamped 60) closes it, idle billed up to its last evidence (40) and kept open from there.
+    Its charger's queue delivers, three hours on, a reading of 50 (evidence the close lacked: 10 idle
+    minutes) and one stamped after the close (no bill), then (or never) its StopTransaction stamped
+    at its sending (reason Local, no reset: its time as sent). The stop billed idle time (and the
+    session's time) on to its stamp, 3h20 of idle fee for a connector its charger had said free at 60:
+    it ends at the close (60, 20 idle minutes). Never sent, the bill stays what the close and its
+    evidence made: 50 minutes, 10 of them idle."""
+    charge_point_id = f"CLK-CLOSE-BOUND-{stop.replace(' ', '-')}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    await Tariff.objects.filter(is_default=True).aupdate(idle_fee_per_minute=Decimal("0.10"))
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+    def at(minutes: int) -> str:
+        return format_ocpp_time(began + timedelta(minutes=minutes))
+
+    def reading(minutes: int, wh: int) -> dict:
+        return {"timestamp": at(minutes), "sampledValue": [{"value": str(wh)}]}
+
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": at(0)}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        meter_values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading(30, 4000)]}
+        await result(websocket, "m1", "MeterValues", meter_values)
+        await result(websocket, "c1", "StatusNotification", status(1, "SuspendedEV", at(40)))
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", boot)
+        await result(websocket, "a1", "StatusNotification", status(1, "Available", at(60)))
+        late = {
+            "connectorId": 1,
+            "transactionId": transaction_id,
+            "meterValue": [reading(50, 4000), reading(230, 4000)],
+        }
+        await result(websocket, "m2", "MeterValues", late)
+        if stop == "stamped after the close":
+            ended = {"transactionId": transaction_id, "meterStop": 4000, "timestamp": at(240), "reason": "Local"}
+            await result(websocket, "e1", "StopTransaction", ended)
+
+    session = await session_with_record(transaction_id)
+    record = session.billing_record
+    duration, idle = (60, 20) if stop == "stamped after the close" else (50, 10)  # minutes
+    assert (record.energy_wh, record.duration_seconds, record.idle_seconds) == (Decimal(3000), duration * 60, idle * 60)
