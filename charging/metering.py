@@ -398,11 +398,15 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     plausible steps count and the session is flagged. Readings below the register's last good one are a
     glitch when a later one is back where the register was (the steps are counted past them, so garbled
     ``0`` readings do not bill the meter's lifetime), a reset when they climb from there without coming
-    back (counting goes on from the reset). A jump that the next reading falls back under, to where the
-    register was before it, was a glitch too: an implausible one is never counted, a plausible one is
-    taken back when the register, back under it, is not below where it was before it (a reset goes
-    lower). A reading below 0 is no register's (a reset restarts at 0): it is left out, and flags the
-    session, never a point the counting restarts from. The result is never negative. An energy beyond
+    back (counting goes on from the reset) and are below where the register was before the step they
+    fell from (a reset, a rollover, a meter replaced mid-session restart lower: at 0, at the new meter's
+    reading). A jump that the next reading falls back under, to where the register was before it, was a
+    glitch too: an implausible one is never counted, a plausible one is taken back when the register,
+    back under it, is not below where it was before it, whether or not it comes back (a meter that is
+    not reset only climbs: 1,000, 5,000, 4,000, a meter stop of 4,500 bills 3,500 Wh, the stop minus the
+    start; 1,000, 5,000, 200, 700: a reset at 200, 4,500 Wh). A reading below 0 is no register's (a
+    reset restarts at 0): it is left out, and flags the session, never a point the counting restarts
+    from. The result is never negative. An energy beyond
     what ``max_power_w`` delivers from the first reading to the last, plus ``jump_tolerance_wh`` once,
     is flagged an implausible jump too (steps each within the tolerance that add up beyond the power),
     and kept as counted: the operator reviews it.

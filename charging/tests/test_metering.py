@@ -299,3 +299,24 @@ def test_a_value_without_a_measurand_is_what_its_unit_measures(unit: str, measur
     frequency of 50.0 sent without a measurand was a register reading of 50 Wh."""
     assert measurand_of(None, unit) == measurand
     assert measurand_of("SoC", unit) == "SoC"
+
+
+@pytest.mark.parametrize(
+    ("fallen_to", "billed"),
+    [
+        (4000, 3500),  # no lower than before the jump: 5,000 was the glitch, the charger's stop minus start
+        (3000, 2500),
+        (1000, 500),
+        (200, 4500),  # below it: a meter replaced (or reset, rolled over) at 200, counting on from there
+        (0, 4500),
+    ],
+)
+def test_a_register_falling_back_without_recovering_is_a_reset_only_below_where_the_jump_began(fallen_to, billed):
+    """A 1.6 session: meter start 1,000, readings 5,000 then ``fallen_to``, meter stop ``fallen_to`` + 500.
+    The register never comes back to 5,000. A reset (a meter replaced, a register zeroed or rolled over)
+    restarts it at its own reading, which is below where the session's register had got to before the
+    last step: counting goes on from it (4,000 then 500). Falling back no lower than that, the step to
+    5,000 was the reading that was wrong (a meter that is not reset climbs only): it is taken back, and
+    the bill is the meter stop minus the meter start the charger sent (3,500 Wh from 4,000, never 4,500)."""
+    wh, anomalies = energy([Decimal(1000), Decimal(5000), Decimal(fallen_to), Decimal(fallen_to + 500)])
+    assert (wh, anomalies) == (Decimal(billed), (Anomaly.NON_MONOTONIC_REGISTER,))
