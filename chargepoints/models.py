@@ -59,6 +59,12 @@ class ChargePoint(models.Model):
     # not clear it (they change nothing for such a charger); a read giving heartbeat_interval or a
     # push answered Accepted does. The offline sweep waits for the longest of the three.
     reported_heartbeat_interval = models.PositiveIntegerField(null=True, blank=True)
+    # The interval (s) a push left unanswered (its ChangeConfiguration or SetVariables timed out) may
+    # have set: the charger heartbeats at it or at the one it had, the CSMS does not know which. The
+    # record keeps heartbeat_interval (no guess); the offline sweep waits for the longest meanwhile. The
+    # configuration read owed then settles it: a read giving it makes it heartbeat_interval (taken), any
+    # other clears it; so do a boot (its answer carries heartbeat_interval) and a push answered.
+    unconfirmed_heartbeat_interval = models.PositiveIntegerField(null=True, blank=True)
     # The first boot reporting the vendor, model and firmware version the charger has now (null:
     # not known, at most its last boot): a configuration read since then read this firmware.
     identity_booted_at = models.DateTimeField(null=True, blank=True)

@@ -43,13 +43,20 @@ class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         allow_null=True,
         help_text="The interval (s) the charger may still heartbeat at until it takes heartbeat_interval (a push"
         " answered Accepted, or its next boot); null when it has. The offline sweep waits 2x the longest of"
-        " heartbeat_interval, this and reported_heartbeat_interval.",
+        " heartbeat_interval, this, reported_heartbeat_interval and unconfirmed_heartbeat_interval.",
     )
     reported_heartbeat_interval = serializers.IntegerField(
         read_only=True,
         allow_null=True,
         help_text="The interval (s) the charger's last configuration read says it keeps instead of"
         " heartbeat_interval (a read-only key); null when it keeps heartbeat_interval. Boots leave it.",
+    )
+    unconfirmed_heartbeat_interval = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The interval (s) a push whose answer did not come back (a timeout) may have set: the"
+        " charger keeps it or heartbeat_interval, which stays until the configuration read owed says (a read"
+        " giving it makes it heartbeat_interval). The offline sweep waits for it meanwhile when longer.",
     )
 
     class Meta:
@@ -61,6 +68,7 @@ class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
             "heartbeat_interval",
             "previous_heartbeat_interval",
             "reported_heartbeat_interval",
+            "unconfirmed_heartbeat_interval",
             "vendor",
             "model",
             "serial_number",

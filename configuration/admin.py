@@ -79,7 +79,16 @@ class ConfigurationKeyAdmin(CappedList, _ChargerEditedAdmin):
 
     ordering = ("charge_point_id", "key")
     sortable_by = ()
-    list_display = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
+    list_display = (
+        "charge_point",
+        "key",
+        "value",
+        "readonly",
+        "unknown",
+        "pending_value",
+        "unconfirmed_value",
+        *_LEARNED,
+    )
     list_filter = ("learned_from", "readonly", "unknown")
     search_fields = ("charge_point__charge_point_id", "key", "value")
     search_help_text = "A charger id (or part of one): that charger's keys; else part of a key or value."
@@ -91,8 +100,8 @@ class ConfigurationKeyAdmin(CappedList, _ChargerEditedAdmin):
         found = _searched(search_term, "charge_point_id", "key", "value")
         return (queryset if found is None else queryset.filter(found)), False
 
-    fields = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
-    readonly_fields = ("charge_point", "key", "readonly", "unknown", "pending_value", *_LEARNED)
+    fields = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", "unconfirmed_value", *_LEARNED)
+    readonly_fields = ("charge_point", "key", "readonly", "unknown", "pending_value", "unconfirmed_value", *_LEARNED)
 
     def save_model(self, request: HttpRequest, obj: ConfigurationKey, form: Any, change: bool) -> None:
         """Nothing is saved here: ChangeConfiguration is sent, and the answer updates the store."""
@@ -105,7 +114,7 @@ class DeviceModelAttributeInline(admin.TabularInline):
     model = DeviceModelAttribute
     extra = 0
     can_delete = False
-    fields = ("type", "value", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
+    fields = ("type", "value", "mutability", "persistent", "constant", "pending_value", "unconfirmed_value", *_LEARNED)
     readonly_fields = fields
 
 
@@ -151,7 +160,7 @@ class DeviceModelAttributeAdmin(CappedList, _ChargerEditedAdmin):
 
     ordering = ("variable_id", "type")
     sortable_by = ()
-    list_display = ("variable", "type", "value", "mutability", "pending_value", *_LEARNED)
+    list_display = ("variable", "type", "value", "mutability", "pending_value", "unconfirmed_value", *_LEARNED)
     list_filter = ("type", "mutability", "learned_from")
     search_fields = ("variable__charge_point__charge_point_id", "variable__component_name", "variable__variable_name")
     search_help_text = (
@@ -166,8 +175,27 @@ class DeviceModelAttributeAdmin(CappedList, _ChargerEditedAdmin):
         variables = DeviceModelVariable.objects.filter(found).values("pk") if found is not None else None
         return (queryset if variables is None else queryset.filter(variable__in=variables)), False
 
-    fields = ("variable", "type", "value", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
-    readonly_fields = ("variable", "type", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
+    fields = (
+        "variable",
+        "type",
+        "value",
+        "mutability",
+        "persistent",
+        "constant",
+        "pending_value",
+        "unconfirmed_value",
+        *_LEARNED,
+    )
+    readonly_fields = (
+        "variable",
+        "type",
+        "mutability",
+        "persistent",
+        "constant",
+        "pending_value",
+        "unconfirmed_value",
+        *_LEARNED,
+    )
 
     def save_model(self, request: HttpRequest, obj: DeviceModelAttribute, form: Any, change: bool) -> None:
         """Nothing is saved here: SetVariables is sent, and the answer updates the store."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from commands.services import (
 from configuration import selectors
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.refresh_writes import refresh_recorded_taken, refresh_unit_register
-from configuration.services import device_model_report_request_id
+from configuration.services import ReportedAttribute, configuration_values_unconfirmed, device_model_report_request_id
 from kernel.charger_connections import configuration_read_owed_told
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
@@ -122,7 +123,9 @@ def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> N
     A newer connection that holds the charger already (it replaced a half-open socket: its
     handshake read the mark before this) is told over the channel layer once this commits. The
     charger's row is locked before its holder is read: a handshake committing meanwhile either
-    came first (its channel is read here) or waits and reads the mark. Two statements."""
+    came first (its channel is read here) or waits and reads the mark. ``channel_name`` empty: a
+    read owed for another reason (an abandoned read, a change left unanswered): the connection
+    holding the charger, if any, is told. Two statements."""
     held_by = (
         ChargePoint.objects.select_for_update(no_key=True)
         .filter(charge_point_id=charge_point_id)
@@ -132,6 +135,23 @@ def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> N
     ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=True)
     if held_by and held_by != channel_name:
         transaction.on_commit(lambda: configuration_read_owed_told(channel_name=held_by), robust=True)
+
+
+def configuration_change_unanswered(
+    *, command: Command, keys: Sequence[tuple[str, str]] = (), attributes: Sequence[ReportedAttribute] = ()
+) -> None:
+    """A change of the charger's configuration (1.6 ChangeConfiguration ``keys``, 2.0.1 SetVariables
+    ``attributes``: ``services.configuration_values_unconfirmed``) left and its answer did not come
+    back (a timeout, an answer that could not be read, the sending process dead): the charger may
+    have taken it, or not. The values sent are kept as unconfirmed beside those known, and the
+    charger's configuration read is owed (``configuration_read_owed_set``: its connection, or its
+    next one, reads it after its next message) so that the CSMS learns what it holds; the read
+    settles them. The charger's row is locked before the configuration's (the order of the writes
+    that take the charger's first)."""
+    charge_point = command.charge_point
+    assert charge_point is not None
+    configuration_read_owed_set(charge_point_id=charge_point.charge_point_id, channel_name="")
+    configuration_values_unconfirmed(charge_point=charge_point, command=command, keys=keys, attributes=attributes)
 
 
 def commands_abandoned_settled() -> int:

@@ -19,6 +19,16 @@ class LearnedFrom(models.TextChoices):
     SET_VARIABLES = "SetVariables"
 
 
+# A value sent whose command's answer did not come back (a timeout, an answer that could not be
+# read, the sending process dead): the charger may have taken it, or not. The value shown is the one
+# known before; the charger's configuration is read when it is next reachable (``configuration_read_owed``)
+# and that read, or a later answered change, settles it (``configuration.changes.configuration_change_unanswered``).
+UNCONFIRMED_HELP = (
+    "Sent by a %s left unanswered: the charger may have taken it, or not (value is the one known"
+    " before). The next read of the charger's configuration settles it."
+)
+
+
 class ConfigurationKey(models.Model):
     """One OCPP 1.6 configuration key (OCPP 1.6 §5.8 GetConfiguration, §5.3 ChangeConfiguration)."""
 
@@ -34,6 +44,7 @@ class ConfigurationKey(models.Model):
     pending_value = models.TextField(
         null=True, blank=True, help_text="Accepted with RebootRequired: the value after the next reboot."
     )
+    unconfirmed_value = models.TextField(null=True, blank=True, help_text=UNCONFIRMED_HELP % "ChangeConfiguration")
     learned_from = models.CharField(max_length=32, choices=LearnedFrom.choices)
     command = models.ForeignKey("commands.Command", on_delete=models.SET_NULL, null=True, blank=True)
     learned_at = models.DateTimeField()
@@ -120,6 +131,7 @@ class DeviceModelAttribute(models.Model):
     pending_value = models.TextField(
         null=True, blank=True, help_text="Accepted with RebootRequired: the value after the next reboot."
     )
+    unconfirmed_value = models.TextField(null=True, blank=True, help_text=UNCONFIRMED_HELP % "SetVariables")
     learned_from = models.CharField(max_length=32, choices=LearnedFrom.choices)
     report_request_id = models.IntegerField(null=True, blank=True, help_text="NotifyReport requestId.")
     command = models.ForeignKey("commands.Command", on_delete=models.SET_NULL, null=True, blank=True)

@@ -286,7 +286,8 @@ _VARIABLE_COLUMNS = (
     "variable_instance",
     "identity",
 )
-# What a reported attribute's upsert sets (``device_model_attributes_record``'s, a report's three last).
+# What a reported attribute's upsert sets (``device_model_attributes_record``'s, a report's mutability and flags;
+# a value sent unanswered is settled by the read: ``unconfirmed_value`` cleared).
 _ATTRIBUTE_SET = (
     "value",
     "pending_value",
@@ -297,6 +298,7 @@ _ATTRIBUTE_SET = (
     "mutability",
     "persistent",
     "constant",
+    "unconfirmed_value",
 )
 _ATTRIBUTE_SET_COLUMNS = [_column(DeviceModelAttribute, name) for name in _ATTRIBUTE_SET]
 
@@ -379,7 +381,7 @@ _STATEMENT = (
     f" attribute AS (INSERT INTO {_ATTRIBUTES} AS a (variable_id, {_quoted(DeviceModelAttribute, 'type')},"
     f" {', '.join(_ATTRIBUTE_SET_COLUMNS)})"
     " SELECT variable.id, y.type, y.value, NULL, cp.learned_from, report.request_id, report.command_id,"
-    " cp.now, y.mutability, y.persistent, y.constant"
+    " cp.now, y.mutability, y.persistent, y.constant, NULL"
     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::boolean[])"
     " AS y(charge_point_id, identity, type, value, mutability, persistent, constant)"
     " JOIN cp ON cp.charge_point_id = y.charge_point_id"

@@ -19,7 +19,17 @@ class ConfigurationKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ConfigurationKey
-        fields = ["key", "value", "readonly", "unknown", "pending_value", "learned_from", "learned_at", "command_id"]
+        fields = [
+            "key",
+            "value",
+            "readonly",
+            "unknown",
+            "pending_value",
+            "unconfirmed_value",
+            "learned_from",
+            "learned_at",
+            "command_id",
+        ]
         read_only_fields = fields
 
 
@@ -35,6 +45,7 @@ class DeviceModelAttributeSerializer(serializers.ModelSerializer):
             "persistent",
             "constant",
             "pending_value",
+            "unconfirmed_value",
             "learned_from",
             "report_request_id",
             "learned_at",

@@ -22,7 +22,10 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_heartbeat_interval_taken
-from chargepoints.services.heartbeat_pace import heartbeat_intervals_reported
+from chargepoints.services.heartbeat_pace import (
+    charge_point_heartbeat_interval_unconfirmed,
+    heartbeat_intervals_reported,
+)
 from chargepoints.services.rate_units import charging_rate_units_reported
 from commands.models import Command
 from configuration.models import (
@@ -99,7 +102,16 @@ def configuration_keys_record(
             rows,
             update_conflicts=True,
             unique_fields=["charge_point", "key"],
-            update_fields=["value", "readonly", "unknown", "pending_value", "learned_from", "command", "learned_at"],
+            update_fields=[
+                "value",
+                "readonly",
+                "unknown",
+                "pending_value",
+                "unconfirmed_value",
+                "learned_from",
+                "command",
+                "learned_at",
+            ],
         )
     return len(rows)
 
@@ -250,7 +262,8 @@ _KEYS_TOGETHER = (
     " SELECT cp, CASE WHEN cp = ANY(%s::bigint[]) THEN k ELSE {stored_case} END, v, r, u, NULL, %s::text,"
     " command_id, %s::timestamptz FROM t"
     " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
-    " unknown = EXCLUDED.unknown, pending_value = {pending}, learned_from = EXCLUDED.learned_from,"
+    " unknown = EXCLUDED.unknown, pending_value = {pending}, unconfirmed_value = NULL,"
+    " learned_from = EXCLUDED.learned_from,"
     " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
 )
 
@@ -292,7 +305,8 @@ _KEYS_UPSERT = (
     " SELECT %s, {key}, v, r, u, NULL, %s, %s, %s"
     " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::boolean[]) AS t(k, v, r, u)"
     " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
-    " unknown = EXCLUDED.unknown, pending_value = {pending}, learned_from = EXCLUDED.learned_from,"
+    " unknown = EXCLUDED.unknown, pending_value = {pending}, unconfirmed_value = NULL,"
+    " learned_from = EXCLUDED.learned_from,"
     " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
 )
 # A stored key's value changed with RebootRequired, as a read leaves it (``pending_kept_sql``): one
@@ -377,6 +391,7 @@ def configuration_key_changed(
             readonly=None,
             unknown=True,
             pending_value=None,
+            unconfirmed_value=None,
             learned_from=LearnedFrom.CHANGE_CONFIGURATION,
             command=command,
             learned_at=timezone.now(),
@@ -396,6 +411,7 @@ def configuration_key_changed(
         row.value, row.pending_value = value, None
     else:
         row.pending_value = value
+    row.unconfirmed_value = None  # answered: what an earlier change left unanswered did is moot
     row.unknown, row.learned_from, row.command, row.learned_at = (
         False,
         LearnedFrom.CHANGE_CONFIGURATION,
@@ -508,7 +524,15 @@ def device_model_attributes_record(
             command=command,
             learned_at=now,
         )
-    written = ["value", "pending_value", "learned_from", "report_request_id", "command", "learned_at"]
+    written = [
+        "value",
+        "pending_value",
+        "unconfirmed_value",
+        "learned_from",
+        "report_request_id",
+        "command",
+        "learned_at",
+    ]
     if reported:
         written += ["mutability", "persistent", "constant"]
     if learned_from == LearnedFrom.SET_VARIABLES:
@@ -518,6 +542,90 @@ def device_model_attributes_record(
     DeviceModelAttribute.objects.bulk_create(
         rows.values(), update_conflicts=True, unique_fields=["variable", "type"], update_fields=written
     )
+
+
+@transaction.atomic
+def configuration_values_unconfirmed(
+    *,
+    charge_point: ChargePoint,
+    command: Command,
+    keys: Sequence[tuple[str, str]] = (),
+    attributes: Sequence[ReportedAttribute] = (),
+) -> None:
+    """Values sent whose command's answer did not come back (1.6 ChangeConfiguration ``keys``, each
+    ``(key, value)``; 2.0.1 SetVariables ``attributes``, each ``value`` the one sent): the charger
+    may have taken them, or not. Each is kept as its key's or attribute's ``unconfirmed_value``
+    beside the value known before, which stays (a row made where none was stored, its value not
+    known); the next read of it, or a change of it answered, clears it. The heartbeat interval sent
+    is the charger's ``unconfirmed_heartbeat_interval`` (``charge_point_heartbeat_interval_unconfirmed``).
+    Keys and names are matched ignoring case, as the answers' are."""
+    now = timezone.now()
+    for key, value in keys:
+        if not ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact=key).update(
+            unconfirmed_value=value
+        ):
+            row = ConfigurationKey(
+                charge_point=charge_point,
+                key=key,
+                unconfirmed_value=value,
+                learned_from=LearnedFrom.CHANGE_CONFIGURATION,
+                command=command,
+                learned_at=now,
+            )
+            ConfigurationKey.objects.bulk_create([row], ignore_conflicts=True)
+        if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold():
+            charge_point_heartbeat_interval_unconfirmed(charge_point=charge_point, value=value)
+    if not attributes:
+        return
+    attributes = _named_as_stored(charge_point, list(attributes))
+    for attribute in attributes:
+        identity = variable_identity(attribute.component, attribute.variable)
+        if attribute.type == AttributeType.ACTUAL and attribute.value is not None and is_heartbeat_interval(identity):
+            charge_point_heartbeat_interval_unconfirmed(charge_point=charge_point, value=attribute.value)
+    variables = _variables_made(charge_point, attributes, now)
+    rows: dict[tuple[int, str], DeviceModelAttribute] = {}
+    for attribute in attributes:
+        variable = variables[identity_digest(variable_identity(attribute.component, attribute.variable))]
+        rows[(variable.pk, attribute.type)] = DeviceModelAttribute(
+            variable=variable,
+            type=attribute.type,
+            unconfirmed_value=attribute.value,
+            learned_from=LearnedFrom.SET_VARIABLES,
+            command=command,
+            learned_at=now,
+        )
+    DeviceModelAttribute.objects.bulk_create(
+        rows.values(), update_conflicts=True, unique_fields=["variable", "type"], update_fields=["unconfirmed_value"]
+    )
+
+
+def _variables_made(
+    charge_point: ChargePoint, attributes: Sequence[ReportedAttribute], now: datetime
+) -> dict[str, DeviceModelVariable]:
+    """The variables ``attributes`` name, by ``identity``: those stored as they are (nothing learned
+    of them), those not stored made. Two queries, four when one is made."""
+    named = {identity_digest(key): key for key in (variable_identity(a.component, a.variable) for a in attributes)}
+    stored = {v.identity: v for v in DeviceModelVariable.objects.filter(charge_point=charge_point, identity__in=named)}
+    missing = [
+        DeviceModelVariable(
+            charge_point=charge_point,
+            component_name=key[0],
+            component_instance=key[1],
+            evse_id=key[2],
+            connector_id=key[3],
+            variable_name=key[4],
+            variable_instance=key[5],
+            identity=digest,
+            learned_at=now,
+        )
+        for digest, key in named.items()
+        if digest not in stored
+    ]
+    if missing:
+        DeviceModelVariable.objects.bulk_create(missing, ignore_conflicts=True)
+        made = DeviceModelVariable.objects.filter(charge_point=charge_point, identity__in=[v.identity for v in missing])
+        stored.update({v.identity: v for v in made})
+    return stored
 
 
 # GetVariableStatusEnumType / SetVariableStatusEnumType (2.0.1 part 2): the station has no such

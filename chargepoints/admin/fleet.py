@@ -186,6 +186,7 @@ class ChargePointAdmin(RefusalsShown, admin.ModelAdmin):
         "last_boot_at",
         "previous_heartbeat_interval",
         "reported_heartbeat_interval",
+        "unconfirmed_heartbeat_interval",
         "charging_rate_units",
         "identity_booted_at",
         "configuration_read_owed",

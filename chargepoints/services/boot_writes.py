@@ -155,6 +155,7 @@ def _statement(asked: str) -> str:
         " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
         f" {identity}, last_boot_at = {boot_time_written('sent.restarted')},"
         " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
+        " unconfirmed_heartbeat_interval = NULL,"
         f" {BOOT_PENDING_WRITTEN},"
         " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
         " = (sent.vendor, sent.model, sent.firmware_version)"

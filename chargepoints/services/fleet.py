@@ -794,6 +794,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
             f" {assignments}, last_boot_at = {boot_time_written('%s')},"
             " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
+            " unconfirmed_heartbeat_interval = NULL,"
             f" {BOOT_PENDING_WRITTEN},"
             " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
             " = (%s, %s, %s) THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
@@ -856,10 +857,12 @@ def _record_boot(
         charge_point.last_boot_at = now
     charge_point.last_seen = now
     charge_point.previous_heartbeat_interval = None  # its answer carries heartbeat_interval
+    charge_point.unconfirmed_heartbeat_interval = None
     charge_point.boot_pending = charge_point.lifecycle_state != LifecycleState.COMMISSIONED  # answered Pending
     charge_point.save(
         update_fields=[
             "previous_heartbeat_interval",
+            "unconfirmed_heartbeat_interval",
             "boot_pending",
             "vendor",
             "model",

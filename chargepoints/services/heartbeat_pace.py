@@ -25,11 +25,13 @@ from chargepoints.models import HEARTBEAT_INTERVAL_MAX, HEARTBEAT_INTERVAL_MIN, 
 logger = logging.getLogger(__name__)
 
 # The interval (s) the offline sweep waits 2x for: the longest of the stored one, one still kept
-# until the charger takes it, and one a configuration read found it keeping.
+# until the charger takes it, one a configuration read found it keeping, and one a push left
+# unanswered may have set (until the read owed settles it).
 EXPECTED_HEARTBEAT_INTERVAL = Greatest(
     F("heartbeat_interval"),
     Coalesce(F("previous_heartbeat_interval"), Value(0)),
     Coalesce(F("reported_heartbeat_interval"), Value(0)),
+    Coalesce(F("unconfirmed_heartbeat_interval"), Value(0)),
     output_field=PositiveIntegerField(),
 )
 
@@ -80,6 +82,26 @@ def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: s
     transaction.on_commit(lambda: written(pk, interval), robust=True)
 
 
+def charge_point_heartbeat_interval_unconfirmed(*, charge_point: ChargePoint, value: str) -> None:
+    """A command of the CSMS setting ``value`` (text, as sent: s) as the charger's heartbeat interval
+    left and its answer did not come back (a timeout): the charger heartbeats at it, or at the one
+    it had. The record is not changed on a guess: the interval is kept as
+    ``unconfirmed_heartbeat_interval``, which the offline sweep waits for when longer, until the
+    configuration read owed settles it (``heartbeat_intervals_reported``). Written once the
+    caller's transaction commits, as ``charge_point_heartbeat_interval_taken``; a value
+    ``heartbeat_interval_of`` does not keep changes nothing."""
+    interval = heartbeat_interval_of(value)
+    if interval is None:
+        return
+    pk = charge_point.pk
+    transaction.on_commit(
+        lambda: ChargePoint.objects.filter(pk=pk).update(
+            unconfirmed_heartbeat_interval=interval, updated_at=timezone.now()
+        ),
+        robust=True,
+    )
+
+
 def heartbeat_intervals_reported(*, reported: Mapping[int, str]) -> None:
     """The interval each charger (its pk -> the value it reported, text, s) says it heartbeats at, read
     from its configuration: 1.6 GetConfiguration ``HeartbeatInterval`` (§9.1.10), 2.0.1
@@ -90,6 +112,9 @@ def heartbeat_intervals_reported(*, reported: Mapping[int, str]) -> None:
     offline, and back online at its next heartbeat, every cycle); reporting the stored one clears it.
     A boot leaves it (such a charger ignores the boot answer's interval; a boot of the same firmware
     reads no configuration again, ``configuration.changes``).
+    A read giving the interval a push left unanswered may have set (``unconfirmed_heartbeat_interval``)
+    confirms the charger took it: it is the charger's ``heartbeat_interval`` from now, as if the push
+    had been answered Accepted (``_taken_now``); a read giving another clears it.
     A value ``heartbeat_interval_of`` does not keep changes nothing.
 
     Written once the caller's transaction commits, by one UPDATE of its own (the configuration's
@@ -104,16 +129,29 @@ def _kept_reported(intervals: dict[int, int]) -> None:
         *(When(pk=pk, then=Value(interval)) for pk, interval in intervals.items()),
         output_field=PositiveIntegerField(),
     )
-    kept = Case(When(heartbeat_interval=reported, then=Value(None)), default=reported)
-    ChargePoint.objects.filter(pk__in=intervals).update(reported_heartbeat_interval=kept, updated_at=timezone.now())
+    confirmed = Q(unconfirmed_heartbeat_interval=reported)  # the unanswered push was taken
+    kept = Case(When(confirmed | Q(heartbeat_interval=reported), then=Value(None)), default=reported)
+    ChargePoint.objects.filter(pk__in=intervals).update(
+        heartbeat_interval=Case(When(confirmed, then=reported), default=F("heartbeat_interval")),
+        previous_heartbeat_interval=Case(When(confirmed, then=Value(None)), default=F("previous_heartbeat_interval")),
+        reported_heartbeat_interval=kept,
+        unconfirmed_heartbeat_interval=None,
+        updated_at=timezone.now(),
+    )
 
 
 def _taken_now(pk: int, interval: int) -> None:
-    unchanged = Q(heartbeat_interval=interval, previous_heartbeat_interval=None, reported_heartbeat_interval=None)
+    unchanged = Q(
+        heartbeat_interval=interval,
+        previous_heartbeat_interval=None,
+        reported_heartbeat_interval=None,
+        unconfirmed_heartbeat_interval=None,
+    )
     ChargePoint.objects.filter(pk=pk).exclude(unchanged).update(
         heartbeat_interval=interval,
         previous_heartbeat_interval=None,
         reported_heartbeat_interval=None,
+        unconfirmed_heartbeat_interval=None,
         updated_at=timezone.now(),
     )
 

@@ -1351,3 +1351,223 @@ def services_record(charge_point: ChargePoint, names: list[str]) -> None:
         ],
         learned_from="GetVariables",
     )
+
+
+# --- A change whose answer did not come back -----------------------------------------------------
+
+
+class LateV16Charger(ConfiguredV16Charger):
+    """Answers a ChangeConfiguration only after the CSMS stopped waiting (``refreshing_daphne``'s
+    5 s): having taken it (``takes``), or not, then answering Rejected."""
+
+    takes = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.answered_late = asyncio.Event()
+
+    @on("ChangeConfiguration")
+    async def on_change_configuration(self, key: str, value: str, **_: Any) -> result16.ChangeConfiguration:
+        self.received.append(("ChangeConfiguration", {"key": key, "value": value}))
+        if self.takes:
+            self.configuration[key] = value
+        await asyncio.sleep(6)
+        return result16.ChangeConfiguration(status="Accepted" if self.takes else "Rejected")
+
+    @after("ChangeConfiguration")
+    def after_change_configuration(self, **_: Any) -> None:
+        self.answered_late.set()
+
+
+class LateV201Station(ReportingV201Station):
+    """Reports its current values, and answers a SetVariables only after the CSMS stopped waiting,
+    having taken it (``takes``), or not."""
+
+    takes = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.answered_late = asyncio.Event()
+
+    @after("GetBaseReport")
+    async def send_report(self, request_id: int, **_: Any) -> None:
+        for seq_no, part in enumerate(V201_REPORT_PARTS):
+            data = [
+                {
+                    **item,
+                    "variable_attribute": [
+                        {
+                            **item["variable_attribute"][0],
+                            "value": self.values[(item["component"]["name"], item["variable"]["name"])],
+                        },
+                        *item["variable_attribute"][1:],
+                    ],
+                }
+                for item in part
+            ]
+            await self.call(
+                call201.NotifyReport(
+                    request_id=request_id,
+                    generated_at="2026-05-01T12:00:00Z",
+                    seq_no=seq_no,
+                    tbc=seq_no < len(V201_REPORT_PARTS) - 1,
+                    report_data=data,
+                )
+            )
+        self.reports_sent.set()
+
+    @on("SetVariables")
+    async def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> result201.SetVariables:
+        self.received.append(("SetVariables", {"set_variable_data": set_variable_data}))
+        if self.takes:
+            for item in set_variable_data:
+                self.values[(item["component"]["name"], item["variable"]["name"])] = item["attribute_value"]
+        await asyncio.sleep(6)
+        status = "Accepted" if self.takes else "Rejected"
+        return result201.SetVariables(
+            set_variable_result=[
+                {"component": item["component"], "variable": item["variable"], "attribute_status": status}
+                for item in set_variable_data
+            ]
+        )
+
+    @after("SetVariables")
+    def after_set_variables(self, **_: Any) -> None:
+        self.answered_late.set()
+
+
+_READ = {"1.6": "GetConfiguration", "2.0.1": "GetBaseReport"}
+_BOOT = {"1.6": BOOT_16, "2.0.1": BOOT_201}
+
+
+async def _reads_received(charger, version: str, count: int) -> None:
+    """Heartbeats until the charger received its ``count``-th configuration read (the read owed is
+    asked once a message of its is answered; the connection is told of it over the channel layer)."""
+    for _ in range(40):
+        if sum(action == _READ[version] for action, _ in charger.received) >= count:
+            return
+        await charger.call(call16.Heartbeat() if version == "1.6" else call201.Heartbeat())
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no read {count} of the configuration")
+
+
+async def _heartbeat_row(api_daphne, api_key: str, version: str, charge_point_id: str) -> dict[str, Any]:
+    """The API's row of the charger's heartbeat interval key (1.6) or Actual attribute (2.0.1)."""
+    status, body = await ahttp(
+        f"{api_daphne.http_url}/api/v1/chargepoints/{charge_point_id}/configuration", api_key=api_key
+    )
+    assert status == 200
+    if version == "1.6":
+        return next(row for row in body["keys"] if row["key"] == "HeartbeatInterval")
+    variable = next(
+        row
+        for row in body["variables"]
+        if row["component"]["name"] == "OCPPCommCtrlr" and row["variable"]["name"] == "HeartbeatInterval"
+    )
+    return next(row for row in variable["attributes"] if row["type"] == "Actual")
+
+
+async def _heartbeat_interval_sent_late(refreshing_daphne, api_key: str, version: str, charge_point_id: str, takes):
+    """A charger with a 60 s interval, read after its boot, sent 600 s: its answer comes after the
+    CSMS stopped waiting (a 504). The charger, connected still, is returned when it has answered."""
+    await register(charge_point_id)
+    client = LateV16Charger if version == "1.6" else LateV201Station
+    charger_context = ocpp_charger(refreshing_daphne, version, charge_point_id, client_class=client)
+    charger = await charger_context.__aenter__()
+    charger.takes = takes
+    if version == "1.6":
+        charger.configuration["HeartbeatInterval"] = "60"
+    else:
+        charger.values[("OCPPCommCtrlr", "HeartbeatInterval")] = "60"
+    assert (await charger.call(_BOOT[version])).status == "Accepted"
+    await _reads_received(charger, version, 1)
+    await eventually(lambda: _read_whole(charge_point_id), timeout=15)
+    assert (await _heartbeat_row(refreshing_daphne, api_key, version, charge_point_id))["value"] == "60"
+    if version == "1.6":
+        status, _ = await ahttp(
+            f"{refreshing_daphne.http_url}/api/v1/ocpp16/{charge_point_id}/change_configuration",
+            method="POST",
+            api_key=api_key,
+            body={"key": "HeartbeatInterval", "value": "600"},
+        )
+    else:
+        status, _ = await _heartbeat_interval_set_201(refreshing_daphne, api_key, charge_point_id, "600")
+    assert status == 504
+    await asyncio.wait_for(charger.answered_late.wait(), 10)
+    return charger, charger_context
+
+
+async def _read_whole(charge_point_id: str) -> bool:
+    """Whether the charger's configuration read was answered and stored whole."""
+    done = Command.objects.filter(charge_point_identity=charge_point_id, action__in=_READ.values(), state="accepted")
+    if not await done.aexists():
+        return False
+    reports = DeviceModelReport.objects.filter(charge_point__charge_point_id=charge_point_id)
+    return not await reports.aexists() or await reports.filter(complete=True).aexists()
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_heartbeat_interval_change_answered_too_late_is_unconfirmed_until_a_read_says_it_was_taken(
+    daphne, refreshing_daphne, api_key, version
+):
+    """The charger took 600 s and answered after the CSMS's timeout: the store showed 60 with nothing
+    saying it was uncertain, the record stayed 60 (its next boot's answer undid the change) and the
+    sweep marked it offline after 2 min of a charger heartbeating every 10. Now the value sent is
+    shown unconfirmed, the sweep waits for the longer meanwhile, and the read owed, asked once the
+    charger is next heard, settles both: the charger took it, so it is the record."""
+    charge_point_id = f"CFG-LATE-{version}"
+    charger, context = await _heartbeat_interval_sent_late(refreshing_daphne, api_key, version, charge_point_id, True)
+    try:
+        row = await _heartbeat_row(refreshing_daphne, api_key, version, charge_point_id)
+        assert (row["value"], row["unconfirmed_value"]) == ("60", "600")
+        charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+        assert (charge_point.heartbeat_interval, charge_point.unconfirmed_heartbeat_interval) == (60, 600)
+        assert charge_point.configuration_read_owed
+        sweep = sync_to_async(mark_offline_stale_charge_points)
+        assert charge_point_id not in await sweep(now=charge_point.last_seen + timedelta(minutes=4))
+        await _reads_received(charger, version, 2)
+        await eventually(lambda: _cleared(charge_point_id), timeout=15)
+        row = await eventually(
+            lambda: _heartbeat_row_settled(refreshing_daphne, api_key, version, charge_point_id), timeout=15
+        )
+        assert (row["value"], row["unconfirmed_value"]) == ("600", None)
+        charge_point = await eventually(lambda: _interval_settled(charge_point_id), timeout=10)
+        assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (600, None)
+        assert charge_point.reported_heartbeat_interval is None
+        assert (await charger.call(_BOOT[version])).interval == 600  # its next boot keeps it
+    finally:
+        await context.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_heartbeat_interval_change_the_charger_did_not_take_and_answered_too_late_leaves_the_record(
+    daphne, refreshing_daphne, api_key, version
+):
+    """The charger did not take 600 s (its late answer a refusal): the read owed finds 60, the value
+    sent is no longer shown, and the sweep waits for 60 s again."""
+    charge_point_id = f"CFG-LATE-NO-{version}"
+    charger, context = await _heartbeat_interval_sent_late(refreshing_daphne, api_key, version, charge_point_id, False)
+    try:
+        row = await _heartbeat_row(refreshing_daphne, api_key, version, charge_point_id)
+        assert (row["value"], row["unconfirmed_value"]) == ("60", "600")
+        await _reads_received(charger, version, 2)
+        row = await eventually(
+            lambda: _heartbeat_row_settled(refreshing_daphne, api_key, version, charge_point_id), timeout=15
+        )
+        assert (row["value"], row["unconfirmed_value"]) == ("60", None)
+        charge_point = await eventually(lambda: _interval_settled(charge_point_id), timeout=10)
+        assert (charge_point.heartbeat_interval, charge_point.reported_heartbeat_interval) == (60, None)
+        sweep = sync_to_async(mark_offline_stale_charge_points)
+        assert charge_point_id in await sweep(now=charge_point.last_seen + timedelta(minutes=4))
+    finally:
+        await context.__aexit__(None, None, None)
+
+
+async def _heartbeat_row_settled(api_daphne, api_key: str, version: str, charge_point_id: str) -> dict | None:
+    row = await _heartbeat_row(api_daphne, api_key, version, charge_point_id)
+    return row if row["unconfirmed_value"] is None else None
+
+
+async def _interval_settled(charge_point_id: str) -> ChargePoint | None:
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    return charge_point if charge_point.unconfirmed_heartbeat_interval is None else None

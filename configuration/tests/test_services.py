@@ -23,6 +23,7 @@ from configuration.models import (
     DeviceModelVariable,
     LearnedFrom,
 )
+from configuration.report_writes import identity_digest, variable_identity
 
 pytestmark = pytest.mark.django_db
 
@@ -786,9 +787,13 @@ def test_a_charger_whose_reports_cannot_be_deleted_does_not_keep_the_others_repo
 BEFORE_RATE_UNITS_KNOWN = [("configuration", "0003_report_complete_with_every_part")]
 
 
-def _migrate(targets: list[tuple[str, str]] | None = None) -> None:
+def _migrate(targets: list[tuple[str, str]] | None = None) -> Any:
+    """Migrate to ``targets`` (None: the latest); the models as they were there (rows written at an
+    older schema are written through them: today's models name columns it has not)."""
     executor = MigrationExecutor(connection)
-    executor.migrate(targets or executor.loader.graph.leaf_nodes())
+    nodes = targets or executor.loader.graph.leaf_nodes()
+    executor.migrate(nodes)
+    return MigrationExecutor(connection).loader.project_state(nodes).apps
 
 
 @pytest.mark.django_db(transaction=True)
@@ -797,25 +802,30 @@ def test_the_rate_units_of_chargers_read_before_they_were_kept_are_copied_from_t
 ):
     """A charger whose configuration was read before the upgrade (a boot of the same firmware reads it
     no more) would have been sent A until an operator asked for its configuration again."""
-    _migrate(BEFORE_RATE_UNITS_KNOWN)
+    before = _migrate(BEFORE_RATE_UNITS_KNOWN)
     try:
         dc = register_charge_point("CP-MIG-DC")
         ac = register_charge_point("CP-MIG-AC")
         station = register_charge_point("CP-MIG-201", ocpp_version="2.0.1")
         now = timezone.now()
         for charger, value in ((dc, "Power"), (ac, "Current,Power")):
-            ConfigurationKey.objects.create(
-                charge_point=charger,
+            before.get_model("configuration", "ConfigurationKey").objects.create(
+                charge_point_id=charger.pk,
                 key="ChargingScheduleAllowedChargingRateUnit",
                 value=value,
                 readonly=True,
                 learned_from=LearnedFrom.GET_CONFIGURATION,
                 learned_at=now,
             )
-        services.device_model_attributes_record(
-            charge_point=station,
-            attributes=[services.ReportedAttribute(**RATE_UNIT, value="W")],
-            learned_from=LearnedFrom.NOTIFY_REPORT,
+        variable = before.get_model("configuration", "DeviceModelVariable").objects.create(
+            charge_point_id=station.pk,
+            component_name="SmartChargingCtrlr",
+            variable_name="RateUnit",
+            identity=identity_digest(variable_identity(RATE_UNIT["component"], RATE_UNIT["variable"])),
+            learned_at=now,
+        )
+        before.get_model("configuration", "DeviceModelAttribute").objects.create(
+            variable=variable, type="Actual", value="W", learned_from=LearnedFrom.NOTIFY_REPORT, learned_at=now
         )
         ChargePoint.objects.update(charging_rate_units="")  # as the release before kept them: not at all
         _migrate()

@@ -12,7 +12,7 @@ from ocpp.v16.enums import Action
 from chargepoints.models import ChargePoint
 from commands import charger_passwords
 from commands.models import Command
-from configuration import selectors, services
+from configuration import changes, selectors, services
 from ocpp_gateway.command_routes import answer, answers_together, before_sending, request_check, unanswered, unsent
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.password_offers import (
@@ -91,11 +91,15 @@ class ConfigurationHandlers:
     @staticmethod
     @unanswered(Action.change_configuration)
     def after_change_configuration_unanswered(command: Command) -> None:
-        """A charger password whose ChangeConfiguration was not answered in time: the charger may have
-        taken it, or not; both admit it until it presents the new one."""
+        """A ChangeConfiguration not answered in time: the charger may have taken the value, or not.
+        The value sent is kept as unconfirmed and the configuration read owed, which settles it
+        (``configuration_change_unanswered``); a charger password: both admit it until it presents
+        the new one."""
         password = charger_passwords.password_set_by("1.6", command.request)
         if password is not None:
             password_unanswered(command, password)
+        redacted = charger_passwords.body_redacted("1.6", command.request)
+        changes.configuration_change_unanswered(command=command, keys=[(redacted["key"], redacted["value"])])
 
     @staticmethod
     @unsent(Action.change_configuration)

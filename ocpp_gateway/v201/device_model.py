@@ -15,7 +15,7 @@ from ocpp.v201.enums import Action
 from chargepoints.models import ChargePoint
 from commands import catalog, charger_passwords
 from commands.models import Command
-from configuration import selectors, services
+from configuration import changes, selectors, services
 from configuration.models import AttributeType, LearnedFrom
 from kernel.storable_text import unstorable_numbers_replaced
 from kernel.timestamps import parse_ocpp_time
@@ -163,11 +163,23 @@ class DeviceModelHandlers:
     @staticmethod
     @unanswered(Action.set_variables)
     def after_set_variables_unanswered(command: Command) -> None:
-        """A charger password whose SetVariables was not answered in time: the charger may have taken
-        it, or not; both admit it until it presents the new one."""
+        """A SetVariables not answered in time: the station may have taken the values, or not. The
+        values sent are kept as unconfirmed and the configuration read owed, which settles them
+        (``configuration_change_unanswered``); a charger password: both admit it until it presents
+        the new one."""
         password = charger_passwords.password_set_by("2.0.1", command.request)
         if password is not None:
             password_unanswered(command, password)
+        sent = [
+            services.ReportedAttribute(
+                component=item["component"],
+                variable=item["variable"],
+                type=item.get("attribute_type", AttributeType.ACTUAL),
+                value=item["attribute_value"],
+            )
+            for item in charger_passwords.body_redacted("2.0.1", command.request).get("set_variable_data") or []
+        ]
+        changes.configuration_change_unanswered(command=command, attributes=sent)
 
     @staticmethod
     @unsent(Action.set_variables)
