@@ -86,9 +86,10 @@ class ChangedOnThePageForm(forms.BaseForm):
         what the operator changed, as it is saved: with every value the page showed, a change
         valid on the row was refused for a value the page showed and the row no longer has (a start
         after the end the page showed, before the later one the API set meanwhile). A new row's
-        are every value typed in."""
+        are every value the page posted: one not saved yet (``_state.adding``; its id may be set
+        already, a UUID's default), whose values left as a prefilled page showed them were dropped."""
         instance = getattr(self, "instance", None)
-        if instance is None or instance.pk is None:
+        if instance is None or instance._state.adding:
             super()._post_clean()  # type: ignore[misc]  # a ModelForm's
             return
         typed, changed = self.cleaned_data, set(self.changed_data)

@@ -342,3 +342,13 @@ def test_a_subscription_deactivated_while_its_page_is_open_stays_off_when_the_op
     subscription.refresh_from_db()
     assert (subscription.active, subscription.description) == (False, "Billing system")
     assert subscription.events == ["transaction.ended"]
+
+
+def test_a_subscription_added_from_a_prefilled_page_keeps_what_the_page_showed(superuser):
+    """An add page prefilled from its URL (the admin's ``?description=...``): a new subscription's id
+    is set before it is saved (a UUID), and the form took it for a saved row, whose save writes only
+    what the operator changed: the description shown, left as it was, was saved empty."""
+    page = superuser.get(f"{SUBSCRIPTIONS}add/?description=Fleet+A").content.decode()
+    posted = form_as_posted(page, "webhooksubscription_form", url="http://127.0.0.1:9/hooks")
+    superuser.post(f"{SUBSCRIPTIONS}add/", {**posted, "events": ["transaction.ended"]})
+    assert WebhookSubscription.objects.values_list("description", "events").get() == ("Fleet A", ["transaction.ended"])
