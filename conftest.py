@@ -96,8 +96,15 @@ def _putconn_recorded(self: psycopg_pool.ConnectionPool, conn: Any) -> None:
     _putconn(self, conn)
 
 
-psycopg_pool.ConnectionPool.getconn = _getconn_recorded  # type: ignore[method-assign]
-psycopg_pool.ConnectionPool.putconn = _putconn_recorded  # type: ignore[method-assign]
+psycopg_pool.ConnectionPool.getconn = _getconn_recorded  # type: ignore[assignment]
+psycopg_pool.ConnectionPool.putconn = _putconn_recorded  # type: ignore[assignment]
+
+
+def pool_connections_taken() -> int:
+    """How many of the database pool's connections are out (taken by a thread, not given back)."""
+    pool: psycopg_pool.ConnectionPool = connections["default"].pool  # type: ignore[attr-defined]  # PostgreSQL's, pooled
+    stats = pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]
 
 
 def pool_connections_of_ended_threads() -> list[str]:

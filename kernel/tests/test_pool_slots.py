@@ -9,15 +9,9 @@ import threading
 import pytest
 from django.db import connection
 
-from conftest import pool_connections_of_ended_threads
+from conftest import pool_connections_of_ended_threads, pool_connections_taken
 
 pytestmark = pytest.mark.django_db
-
-
-def _taken() -> int:
-    """How many of the pool's connections are out (taken by a thread, not given back)."""
-    stats = connection.pool.get_stats()
-    return stats["pool_size"] - stats["pool_available"]
 
 
 def _selected() -> int:
@@ -29,16 +23,16 @@ def _selected() -> int:
 async def test_a_call_in_the_test_loop_s_threads_gives_its_connection_back():
     """``asyncio.to_thread`` (and ``run_in_executor(None, ...)``) in an async test: the loop's thread
     ends with the test, holding the connection its call took (a test client's request closes none)."""
-    before = await asyncio.to_thread(_taken)
+    before = await asyncio.to_thread(pool_connections_taken)
     assert await asyncio.to_thread(_selected) == 1
-    assert await asyncio.to_thread(_taken) == before
+    assert await asyncio.to_thread(pool_connections_taken) == before
 
 
 def test_a_connection_held_by_a_thread_that_ended_is_given_back_to_the_pool():
-    before = _taken()
+    before = pool_connections_taken()
     thread = threading.Thread(target=_selected, name="forgets-its-connection")
     thread.start()
     thread.join()
-    assert _taken() == before + 1
+    assert pool_connections_taken() == before + 1
     assert pool_connections_of_ended_threads() == ["forgets-its-connection"]
-    assert _taken() == before
+    assert pool_connections_taken() == before

@@ -22,7 +22,7 @@ from django.contrib.messages import get_messages
 from django.db import connection
 from django.utils import timezone
 
-from conftest import _test_database_url, eventually
+from conftest import _test_database_url, eventually, pool_connections_taken
 from csms.staff_groups import OPERATOR, staff_user_create
 from webhooks import services
 from webhooks.admin import BEING_SENT_ONE
@@ -457,12 +457,6 @@ async def test_a_receiver_s_retry_after_is_waited_for_up_to_the_last_retry_s_wai
     assert len(webhook_receiver.requests) == 1
 
 
-def _pool_connections_taken() -> int:
-    """How many of the database pool's connections are out (taken by a thread, not given back)."""
-    stats = connection.pool.get_stats()
-    return stats["pool_size"] - stats["pool_available"]
-
-
 def _backend_pid() -> int:
     """The PostgreSQL session of the calling thread's connection."""
     connection.ensure_connection()
@@ -476,7 +470,7 @@ async def test_a_stopped_engine_gives_its_database_connection_back_to_the_pool(s
     never given back. Each engine started and stopped in a process took one slot for good."""
     settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
     await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
-    taken = await sync_to_async(_pool_connections_taken)()
+    taken = await sync_to_async(pool_connections_taken)()
     for started in range(1, 4):
         engine = DeliveryEngine(max_in_flight=5, per_receiver=5, poll_seconds=1)
         engine.start()
@@ -486,7 +480,7 @@ async def test_a_stopped_engine_gives_its_database_connection_back_to_the_pool(s
         engine.wake()
         await eventually(lambda started=started: len(webhook_receiver.requests) == started, timeout=30)
         await asyncio.to_thread(engine.stop, 20)
-    assert await sync_to_async(_pool_connections_taken)() == taken
+    assert await sync_to_async(pool_connections_taken)() == taken
 
 
 async def test_the_engine_delivers_again_once_its_database_session_was_lost(settings, webhook_receiver, engine, caplog):
