@@ -306,7 +306,7 @@ def webhook_deliveries_claim(
         .values_list("id", flat=True)[: 2 * limit]
     )
     candidates = list(least_loaded_first)
-    in_their_order = RawSQL(f'array_position(%s::uuid[], "{WebhookDelivery._meta.db_table}"."id")', (candidates,))
+    in_their_order = _in_the_order_of(candidates)
     token = uuid.uuid4()
     with transaction.atomic():
         locked = list(
@@ -323,6 +323,16 @@ def webhook_deliveries_claim(
         )
         _unwanted_failed([delivery for delivery in locked if _unwanted(delivery)])
     return Claim(token=token, expires_at=expires_at, deliveries=claimed)
+
+
+def _in_the_order_of(candidates: list[uuid.UUID]) -> RawSQL | Case:
+    """An ordering of deliveries by their place in ``candidates``: PostgreSQL's ``array_position``
+    over one array parameter; elsewhere (``make run``'s SQLite, which has neither arrays nor
+    ``::`` casts: every claim failed there, so nothing was ever delivered) a ``CASE`` of the ids."""
+    if connection.vendor == "postgresql":
+        return RawSQL(f'array_position(%s::uuid[], "{WebhookDelivery._meta.db_table}"."id")', (candidates,))
+    places = (When(id=id_, then=Value(place)) for place, id_ in enumerate(candidates))
+    return Case(*places, default=Value(len(candidates)))
 
 
 def _fair_share(
