@@ -81,7 +81,8 @@ class Anomaly:
     # (after 2015, so plausible) would otherwise be billed years without a look.
     LONG_DURATION = "long_duration"
     # A 2.0.1 event of the session named another EVSE (or connector) than the one it was on: a
-    # transaction is on one EVSE (E01.FR.16); its readings may be another meter's.
+    # transaction is on one EVSE (E01.FR.16); its readings may be another meter's. 1.6: MeterValues of
+    # another connector (not 0) naming its transaction.
     EVSE_CHANGED = "evse_changed"
 
     REVIEW = frozenset(

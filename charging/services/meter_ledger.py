@@ -151,6 +151,8 @@ def _meter_values_applied(
             session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
     if session is not None and _resent(session, samples):
         return session  # acknowledged again, nothing stored twice
+    if session is not None and _of_another_connector(session, connector_id, evse_id):
+        anomaly_flag(session, Anomaly.EVSE_CHANGED)  # stored and billed with it, for review
     charge_point_pk = session.charge_point_id if session else charge_point.pk
     billed = (session.meter_start_wh, session.needs_review) if session is not None else None
     samples_store(
@@ -170,6 +172,16 @@ def _meter_values_applied(
             _ended_session_repriced(session)
         charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
+
+
+def _of_another_connector(session: Transaction, connector_id: int | None, evse_id: int | None) -> bool:
+    """Whether 1.6 MeterValues naming ``session``'s transaction are another connector's (a firmware
+    that tags every connector's readings with its one transaction), as a 2.0.1 event naming another
+    EVSE (``evse_told_another``): its meter's readings, not the session's. Connector 0 is the
+    charger's main meter, no other connector; no statement."""
+    if evse_id is not None or not connector_id or session.evse_id is not None:
+        return False
+    return evse_told_another(session, None, column_int(connector_id))
 
 
 def _closes_evidence(session: Transaction, samples: Sequence[SampledValue]) -> bool:

@@ -593,3 +593,29 @@ async def test_a_v201_event_naming_another_evse_keeps_the_session_s_and_flags_it
     assert (session.status, session.evse_id, session.connector_id) == ("ended", 1, 1)
     assert (session.anomalies, session.needs_review) == (["evse_changed"], True)
     assert (await BillingRecord.objects.aget(transaction=session)).needs_review
+
+
+@pytest.mark.parametrize(("connector_id", "flagged"), [(1, False), (2, True), (0, False)])
+async def test_a_v16_meter_values_naming_the_session_on_another_connector_flags_it(daphne, connector_id, flagged):
+    """The 1.6 side of the rule above: MeterValues of connector 2 naming the transaction on connector 1
+    (a firmware that tags every connector's readings with its one transaction) had the other meter's
+    1,500 Wh stored and billed with the session without a word. The session is flagged ``evse_changed``
+    for review; its own connector's readings, or the charger's main meter's (connector 0), are not."""
+    charge_point_id = f"CP-MV-ON-{connector_id}"
+    await charger_with_tariff(charge_point_id)
+    await IdTag.objects.acreate(id_tag="T1")
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": T0}
+        transaction_id = (await call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
+        values = {
+            "connectorId": connector_id,
+            "transactionId": transaction_id,
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": "1500"}]}],
+        }
+        assert (await call(websocket, "m", "MeterValues", values))[0] == 3
+        stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": "2026-05-01T10:20:00Z"}
+        assert (await call(websocket, "e", "StopTransaction", stop))[0] == 3
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert (session.connector_id, session.energy_wh) == (1, Decimal(1000))
+    assert (session.anomalies, session.needs_review) == ((["evse_changed"], True) if flagged else ([], False))
+    assert (await BillingRecord.objects.aget(transaction=session)).needs_review is flagged
