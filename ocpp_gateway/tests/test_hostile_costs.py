@@ -243,3 +243,84 @@ async def test_a_message_of_a_thousand_sampled_values_takes_the_frame_rate_of_as
     assert got[0][0] == 3, got
     assert 4 in [answer[0] for answer in after], after  # without the turns: all 3 within the burst
     assert await MeterSample.objects.filter(charge_point__charge_point_id="CS-SAMPLES").acount() == 1000
+
+
+def report_part(n: int) -> dict:
+    return {"component": {"name": f"Vendor{n}"}, "variable": {"name": "Enabled"}, "variableAttribute": [{"value": "1"}]}
+
+
+def problem_event(n: int) -> dict:
+    return {
+        "eventId": n,
+        "timestamp": T,
+        "trigger": "Alerting",
+        "actualValue": "true",
+        "eventNotificationType": "HardWiredMonitor",
+        "component": {"name": "Controller"},
+        "variable": {"name": "Problem"},
+    }
+
+
+def monitored(n: int) -> dict:
+    monitoring = {"id": n, "transaction": False, "value": 1.0, "type": "Delta", "severity": 5}
+    return {"component": {"name": f"Vendor{n}"}, "variable": {"name": "Power"}, "variableMonitoring": [monitoring]}
+
+
+@pytest.mark.parametrize(
+    ("version", "frame"),
+    [
+        (
+            "2.0.1",
+            [
+                2,
+                "big",
+                "NotifyReport",
+                {"requestId": 1, "generatedAt": T, "seqNo": 0, "reportData": [report_part(n) for n in range(500)]},
+            ],
+        ),
+        (
+            "2.0.1",
+            [
+                2,
+                "big",
+                "NotifyEvent",
+                {"generatedAt": T, "seqNo": 0, "eventData": [problem_event(n) for n in range(250)]},
+            ],
+        ),
+        (
+            "2.0.1",
+            [
+                2,
+                "big",
+                "NotifyMonitoringReport",
+                {"requestId": 1, "generatedAt": T, "seqNo": 0, "monitor": [monitored(n) for n in range(300)]},
+            ],
+        ),
+        # an answer (here to no CALL the CSMS awaits): a GetConfiguration's of 1000 keys
+        (
+            "1.6",
+            [
+                3,
+                "big",
+                {"configurationKey": [{"key": f"Key{n}", "readonly": False, "value": "1"} for n in range(1000)]},
+            ],
+        ),
+    ],
+    ids=["NotifyReport", "NotifyEvent", "NotifyMonitoringReport", "GetConfiguration answer"],
+)
+async def test_a_message_of_many_items_takes_the_frame_rate_of_as_many_messages(daphne_factory, version, frame):
+    """Only MeterValues' sampled values were paced by the frame rate: a NotifyReport of 500 parts (or
+    events, monitors, an answer's 1000 configuration keys), validated and stored item by item, cost a
+    single frame's turn. Any message's items (the elements of its arrays) past the first 50 now take
+    a turn for every 50, one rule once the message is to be handled: the rate spent, the frames the
+    charger sends next without waiting are refused."""
+    slow = daphne_factory(CSMS_MAX_FRAMES_PER_SECOND="1", CSMS_FRAME_BURST="5")
+    await ChargePoint.objects.acreate(charge_point_id="CS-ITEMS", heartbeat_interval=60)
+    async with raw_socket(slow, version, "CS-ITEMS") as websocket:
+        await websocket.send(json.dumps(frame))
+        if frame[0] == 2:
+            assert (await answer_to(websocket, "big"))[0] == 3
+        for n in range(3):
+            await websocket.send(json.dumps([2, f"hb-{n}", "Heartbeat", {}]))
+        after = [await answer_to(websocket, f"hb-{n}") for n in range(3)]
+    assert 4 in [answer[0] for answer in after], after  # without the turns: all 3 within the burst
