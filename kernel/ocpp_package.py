@@ -268,7 +268,7 @@ def violation_refusal(error: ValidationError) -> OCPPError:
     of its enum or range, against its pattern) PropertyConstraintViolation, anything else (an
     unknown field) FormatViolation, too few or too many items OccurrenceConstraintViolation (1.6 spells
     it OccurenceConstraintViolation when sent). Its details give the cause, never the frame back."""
-    details = {"cause": error.message[:_CAUSE_CHARS]}
+    details = {"cause": schema_errors.message_in_json(error)[:_CAUSE_CHARS]}
     if error.validator == "required":
         return ProtocolError(details=details)
     if error.validator in ("type", "maxLength"):
@@ -296,6 +296,8 @@ async def request_refusal(msg: Call, ocpp_version: str) -> OCPPError | None:
         except OCPPError as refused:
             if isinstance(refused.details, dict):
                 refused.details.pop("ocpp_message", None)
+                if isinstance(refused.__context__, ValidationError):  # the package's cause is its message
+                    refused.details["cause"] = schema_errors.message_in_json(refused.__context__)[:_CAUSE_CHARS]
             return refused
         return None
     described = decimal_numbers if ocpp_version == "1.6" else None

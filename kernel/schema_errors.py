@@ -19,7 +19,10 @@ additionalProperties as a boolean, minItems, ...): ``place_of`` refuses any othe
 
 from __future__ import annotations
 
+import decimal
 import functools
+import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,3 +300,30 @@ def _checked(compiled: Any, item: Any) -> bool:
     if valid is None:
         raise _Undecided
     return valid
+
+
+def message_in_json(error: ValidationError) -> str:
+    """``error.message`` in JSON terms, as a charger or integrator sent the value it names: jsonschema
+    starts a message about a value with Python's repr of it (``Decimal('1.0') is not of type
+    'integer'``, ``True``, ``None``, ``'text'``, ``{'a': 1}``), here its JSON text (``1.0 is not of
+    type 'integer'``, ``true``, ``null``, ``"text"``, ``{"a": 1}``). The schema's own terms (``'integer'``,
+    a required or unexpected property's name) are kept as jsonschema says them."""
+    message, shown = error.message, repr(error.instance)
+    if not message.startswith(shown):
+        return message
+    return json_text(error.instance) + message[len(shown) :]
+
+
+def json_text(value: Any) -> str:
+    """A parsed JSON ``value`` as JSON text, its Decimals (a 1.6 message read with them) as numbers."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_decimal_number)
+    except (TypeError, ValueError):  # not JSON's (no parsed payload holds such a value)
+        return repr(value)
+
+
+def _decimal_number(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        number = float(value)
+        return number if math.isfinite(number) else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")

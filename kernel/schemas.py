@@ -25,10 +25,8 @@ import jsonschema_rs
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
-from kernel import ocpp_package, payload_case
+from kernel import ocpp_package, payload_case, schema_errors
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time, parse_sent_time
-
-_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 
 
 @functools.cache
@@ -254,9 +252,9 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
     if error.validator == "additionalProperties":
         known = set(error.schema.get("properties", {}))  # type: ignore[union-attr]  # an object schema's error
         return [(_field_path([*path, name]), "Unknown field.") for name in instance if name not in known]
-    message = _DECIMAL_REPR.sub(r"\1", error.message)
+    message = schema_errors.message_in_json(error)
     if error.validator == "enum":
-        message = f"{plain(error.instance)!r} is not one of {error.validator_value}."
+        message = f"{schema_errors.json_text(error.instance)} is not one of {error.validator_value}."
     return [(_field_path(path) or "non_field_errors", message)]
 
 

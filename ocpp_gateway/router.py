@@ -52,6 +52,7 @@ from kernel import metrics, schemas
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
 from kernel.parsers import MAX_JSON_DEPTH, json_depth
+from kernel.schema_errors import json_text
 from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
@@ -590,7 +591,7 @@ class OcppRouter(RoutedChargePoint):
         return NotImplementedError(
             description="Requested Action is not known by receiver",
             # the name cut, as every cause is: errorDetails never give the frame back
-            details={"cause": f"{action[:_ACTION_SHOWN]!r} is not an OCPP {self._ocpp_version} action."},
+            details={"cause": f"{json_text(action[:_ACTION_SHOWN])} is not an OCPP {self._ocpp_version} action."},
         )
 
     async def _handle_inbound_call(self, msg: Call, received_at: datetime, raw_msg: str) -> None:

@@ -50,7 +50,7 @@ INVALID_ANSWERS = [
         "change_availability",
         {"connector_id": 0, "type": "Inoperative"},
         {"status": "Bogus"},
-        {"status": ["'Bogus' is not one of ['Accepted', 'Rejected', 'Scheduled']."]},
+        {"status": ["\"Bogus\" is not one of ['Accepted', 'Rejected', 'Scheduled']."]},
     ),
     ("1.6", "reset", {"type": "Hard"}, {}, {"status": ["This field is required."]}),
     (
@@ -58,7 +58,7 @@ INVALID_ANSWERS = [
         "unlock_connector",
         {"connector_id": 1},
         {"status": "Accepted"},
-        {"status": ["'Accepted' is not one of ['Unlocked', 'UnlockFailed', 'NotSupported']."]},
+        {"status": ["\"Accepted\" is not one of ['Unlocked', 'UnlockFailed', 'NotSupported']."]},
     ),
     (
         "2.0.1",
@@ -101,7 +101,7 @@ async def test_a_lenient_model_s_invalid_answer_is_recorded_and_passed_on(daphne
     )
     assert (status, reply) == (200, {"status": "Bogus"})
     record = await Command.objects.aget(charge_point_identity="CP-LOOSE")
-    assert record.response_violations == {"status": ["'Bogus' is not one of ['Accepted', 'Rejected', 'Scheduled']."]}
+    assert record.response_violations == {"status": ["\"Bogus\" is not one of ['Accepted', 'Rejected', 'Scheduled']."]}
     violation = await SchemaViolation.objects.aget()
     assert (violation.action, violation.path, violation.validator, violation.value) == (
         "ChangeAvailabilityResponse",

@@ -540,7 +540,7 @@ async def _answers(websocket, frames: list[str]) -> list[list]:
                 ]
             ),
             "TypeConstraintViolation",
-            "'one' is not of type 'integer'",
+            "\"one\" is not of type 'integer'",
         ),
         ("1.6", f'[2,"ID","Heartbeat",{FIFTEEN_BIG}]', "FormationViolation", "Additional properties are not allowed"),
         ("1.6", f'[2,"ID","Authorize",{{"idTag":{BIG}}}]', "TypeConstraintViolation", BIG[:100]),

@@ -311,3 +311,37 @@ def test_the_id_at_a_calls_head_is_read_as_its_version_echoes_it():
     assert read('[2,"",', ocpp_version="1.6") is None
     assert read('[2,"bad \\x escape",', ocpp_version="1.6") is None
     assert read('[2,"' + "i" * 65 + '",', ocpp_version="1.6") is None
+
+
+STATUS_201 = {"timestamp": "2026-12-06T03:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload", "cause"),
+    [
+        (
+            "1.6",
+            "StatusNotification",
+            {"connectorId": 1.0, "errorCode": "NoError", "status": "Available"},
+            "1.0 is not of type 'integer'",
+        ),
+        (
+            "1.6",
+            "StatusNotification",
+            {"connectorId": None, "errorCode": "NoError", "status": "Available"},
+            "null is not of type 'integer'",
+        ),
+        ("2.0.1", "StatusNotification", {**STATUS_201, "evseId": True}, "true is not of type 'integer'"),
+        ("2.0.1", "StatusNotification", {**STATUS_201, "connectorStatus": "Sleeping"}, '"Sleeping" is not one of'),
+        ("2.0.1", "Heartbeats", {}, '"Heartbeats" is not an OCPP 2.0.1 action.'),
+    ],
+    ids=["16-decimal", "16-null", "201-true", "201-text", "201-unknown-action"],
+)
+async def test_a_refusal_names_the_value_as_json(daphne, version, action, payload, cause):
+    """A CALLERROR's cause named the charger's value as Python writes it: ``Decimal('1.0') is not of type
+    'integer'`` for a 1.6 connectorId of 1.0, ``True``, ``None``, ``'Sleeping'``. It is now its JSON text,
+    as the charger sent it (the schema's own terms as jsonschema says them)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-JSON", heartbeat_interval=60)
+    async with raw_socket(daphne, version, "CP-JSON") as websocket:
+        answer = await exchange(websocket, [2, "j1", action, payload])
+    assert answer[:2] == [4, "j1"] and answer[4]["cause"].startswith(cause), answer
