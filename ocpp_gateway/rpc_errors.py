@@ -22,12 +22,18 @@ from ocpp.exceptions import FormatViolationError, OCPPError
 from ocpp.messages import MessageType
 
 UNREADABLE_ID = "-1"
-# A CALL's id at its start, read without decoding the frame (too large, too deep, no JSON, over the
-# frame rate): up to 64 characters, escapes included (``"a\"b"``), a byte-order mark first too.
-_LEADING_CALL_ID = re.compile(r'\ufeff?\s*\[\s*2\s*,\s*"((?:[^"\\]|\\.){1,64})"', re.DOTALL)
+# The longest id of a CALL refused unread (too large, too deep, no JSON, over the frame rate) that is
+# echoed in its CALLERROR, in characters (escapes read: ``\u00e9`` is one). OCPP-J gives ids 36 (1.6
+# §4.1.4, 2.0.1 part 4 §4.1.4), yet chargers send longer ones, which a CALL read is answered with whole;
+# a CALL refused unread, its id read from its head alone, is answered with one of up to this many, the
+# answer bounded however large the frame (one with a longer id goes unanswered, as an unreadable one).
+ECHOED_ID_CHARACTERS = 255
+# A CALL's id at its start, read without decoding the frame: up to ``ECHOED_ID_CHARACTERS`` escapes
+# of six characters (``"a\"b"``), a byte-order mark first too.
+_LEADING_CALL_ID = re.compile(rf'\ufeff?\s*\[\s*2\s*,\s*"((?:[^"\\]|\\.){{1,{6 * ECHOED_ID_CHARACTERS}}})"', re.DOTALL)
 # A 1.6 CALL's integer id (1.6 echoes one).
 _LEADING_CALL_INTEGER_ID = re.compile(r"\ufeff?\s*\[\s*2\s*,\s*(-?\d{1,18})\s*,")
-_HEAD_CHARACTERS = 400  # an id of 64 escapes (``\u00e9``) and what may lead it
+_HEAD_CHARACTERS = 6 * ECHOED_ID_CHARACTERS + 100  # an id of that many escapes (``\u00e9``) and what may lead it
 _MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
 # OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255] (1.6 sets no bound).
 DESCRIPTION_CHARACTERS_201 = 255
@@ -55,7 +61,8 @@ def leading_call_id(raw: str, *, ocpp_version: str) -> str | int | None:
             unique_id = json.loads(f'"{text.group(1)}"') if "\\" in text.group(1) else text.group(1)
         except ValueError:  # an escape JSON does not have (``\x``): no id that can be echoed
             return None
-        return unique_id if isinstance(unique_id, str) and unique_id else None
+        readable = isinstance(unique_id, str) and 0 < len(unique_id) <= ECHOED_ID_CHARACTERS
+        return unique_id if readable else None
     if ocpp_version == "1.6" and (number := _LEADING_CALL_INTEGER_ID.match(head)) is not None:
         return int(number.group(1))
     return None

@@ -310,7 +310,24 @@ def test_the_id_at_a_calls_head_is_read_as_its_version_echoes_it():
     assert read('[3,"answer",', ocpp_version="1.6") is None  # only a CALL is answered
     assert read('[2,"",', ocpp_version="1.6") is None
     assert read('[2,"bad \\x escape",', ocpp_version="1.6") is None
-    assert read('[2,"' + "i" * 65 + '",', ocpp_version="1.6") is None
+    assert read('[2,"' + "i" * 65 + '",', ocpp_version="1.6") == "i" * 65
+    assert read('[2,"' + "\\u00e9" * 255 + '",', ocpp_version="2.0.1") == "\u00e9" * 255  # escapes read
+    assert read('[2,"' + "i" * 256 + '",', ocpp_version="1.6") is None  # over ECHOED_ID_CHARACTERS
+    assert read('[2,"' + "i" * 5000 + '",', ocpp_version="2.0.1") is None
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_an_oversized_call_with_a_long_id_is_answered_with_it(daphne, version):
+    """A CALL refused unread (here over CSMS_MAX_FRAME_BYTES) whose id was longer than 64 characters got
+    no answer, the charger waiting out its timeout, though a CALL read is answered with any id. Its id
+    is now echoed up to 255 characters (rpc_errors.ECHOED_ID_CHARACTERS), the answer bounded."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-LONGID", heartbeat_interval=60)
+    unique_id = "urn:uuid:" + "0123456789abcdef" * 6  # 105 characters
+    frame = json.dumps([2, unique_id, "DataTransfer", {"vendorId": "V", "data": "x" * 70_000}])
+    async with raw_socket(daphne, version, "CP-LONGID") as websocket:
+        answer = await exchange(websocket, frame)
+        assert answer[:2] == [4, unique_id] and "byte limit" in answer[3], answer[:4]
+        assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
 
 
 STATUS_201 = {"timestamp": "2026-12-06T03:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
