@@ -170,7 +170,6 @@ class RoutedChargePoint(ChargePoint):
             refusal = await request_refusal(msg, self._ocpp_version)
             if refusal is not None:
                 raise refusal
-        await self.handling_paced(msg)
         try:  # an @on_payload handler's answer is sent as it returns it: awaited here, no layer between
             answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
         except (OperationalError, InterfaceError) as error:
@@ -199,10 +198,6 @@ class RoutedChargePoint(ChargePoint):
         if inspect.isawaitable(hook):
             asyncio.ensure_future(hook)  # noqa: RUF006 (as the package does: the hook may send a CALL)
         return hook
-
-    async def handling_paced(self, msg: Call) -> None:
-        """Called once ``msg`` is to be handled (valid, or dispatched unvalidated), before its handler:
-        a subclass paces the work it asks (``OcppRouter``: by its items). Nothing here."""
 
     async def _handler_answer(self, route: Route, msg: Call) -> Any:
         """The CALLRESULT payload (camelCase) of ``route``'s handler for ``msg``, a handler that is not

@@ -232,19 +232,6 @@ def _asked_accepted(answered: dict[str, Any]) -> bool:
     return answered["payload"].get("status", "Accepted") in ("Accepted", "AcceptedCanceled")
 
 
-def items_counted(value: Any) -> int:
-    """The elements of every array in ``value`` (a decoded JSON value), at any depth."""
-    count, pending = 0, [value]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            count += len(node)
-            pending.extend(item for item in node if isinstance(item, (list, dict)))
-        elif isinstance(node, dict):
-            pending.extend(item for item in node.values() if isinstance(item, (list, dict)))
-    return count
-
-
 def _size_in_bytes(raw: str, limit: int) -> int:
     return len(raw) if len(raw) * 4 <= limit else len(raw.encode())
 
@@ -279,10 +266,9 @@ PACED_WAIT_MAX = 1.0
 
 # The longest a frame's work beyond its own waits for the frame rate (``OcppRouter.frame_budget_waited``), s.
 FRAME_WORK_WAIT_MAX = 5.0
-# Items (the elements of its arrays, at any depth: sampled values, report parts, events, configuration
-# keys) a message carries as the frame's own work; each as many more take a turn of the frame rate
-# (``OcppRouter.items_paced``). A three-phase charger's periodic reading is some 30 sampled values.
-ITEMS_PER_TURN = 50
+# Sampled values a message carries as the frame's own work; each as many more take a turn of the
+# frame rate (``OcppRouter.readings_paced``). A three-phase charger's periodic reading is some 30.
+SAMPLES_PER_TURN = 50
 Item = TypeVar("Item")
 
 # Refused CALLs answered with the rate limit's GenericError: at most this many times the frame rate
@@ -414,11 +400,6 @@ class OcppRouter(RoutedChargePoint):
     _asked_while_pending: frozenset[str] = frozenset()  # actions the CSMS asked for while not commissioned
     _asked_earlier: frozenset[tuple[str, int]] = frozenset()  # statuses of requests made on an earlier connection
     _frame_received = 0.0  # perf_counter() when the frame being routed arrived (``route_message``)
-    # The frame being routed: the turns of the rate its work took so far and until when it may wait for
-    # more (``frame_budget_waited``), the wait's end set by its first.
-    _frame_turns = 0
-    _frame_items_possible = False
-    _frame_work_deadline: float | None = None
 
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
@@ -482,9 +463,6 @@ class OcppRouter(RoutedChargePoint):
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
         self._frame_received = time.perf_counter()  # a frame refused unread is counted from here (``_send_message``)
-        self._frame_turns, self._frame_work_deadline = 0, None
-        # whether its text has room for more than ``ITEMS_PER_TURN`` items (a comma or bracket each)
-        self._frame_items_possible = raw_msg.count(",") + raw_msg.count("[") > ITEMS_PER_TURN
         # An oversized frame counts against the rate too: each one refused is an answer and a log line.
         if (
             not self._frame_budget.take()
@@ -516,7 +494,6 @@ class OcppRouter(RoutedChargePoint):
             raw_msg = charger_passwords.frame_redacted(self._ocpp_version, action, raw_msg)
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
         if msg.message_type_id != MessageType.Call:
-            await self.items_paced(msg.payload if isinstance(msg, CallResult) else msg.error_details)
             self._response_received(msg)
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
@@ -663,14 +640,11 @@ class OcppRouter(RoutedChargePoint):
         """Take ``count`` of the frame rate's turns for work a frame asks beyond its own, each as
         much as a frame's (a NotifyEvent's connector statuses, each a StatusNotification's write; a
         ReportChargingProfiles' profiles, each a SetChargingProfile's), waiting for the rate as a
-        compliant charger's frames are held (``_paced``), ``FRAME_WORK_WAIT_MAX`` s at most in all
-        for the frame (its items' turns, ``items_paced``, and its statuses' or profiles' share it):
+        compliant charger's frames are held (``_paced``), ``FRAME_WORK_WAIT_MAX`` s at most in all:
         how many were taken, the rest to be left undone. A station catching up its queue (the
         rate spent) still has its few connectors' statuses set; a frame of hundreds made up costs
         what as many frames at the rate would, or is cut."""
-        if self._frame_work_deadline is None:
-            self._frame_work_deadline = time.monotonic() + FRAME_WORK_WAIT_MAX
-        taken, deadline = 0, self._frame_work_deadline
+        taken, deadline = 0, time.monotonic() + FRAME_WORK_WAIT_MAX
         while taken < count:
             if self._frame_budget.take():
                 taken += 1
@@ -679,41 +653,29 @@ class OcppRouter(RoutedChargePoint):
             if time.monotonic() + wait > deadline:
                 break
             await asyncio.sleep(wait)
-        self._frame_turns += taken
         return taken
 
-    async def handling_paced(self, msg: Call) -> None:
-        """A CALL about to be handled (valid, or accepted as mended): its items paced (``items_paced``).
-        One refused by its schema is not: its check costs a few ms however large it is."""
-        await self.items_paced(msg.payload)
-
-    async def items_paced(self, payload: Any) -> None:
-        """A message's items (``items_counted``: the elements of its arrays, at any depth) as a frame's
-        work, whatever the message: a CALL about to be handled (MeterValues' sampled values, NotifyReport's
-        report parts, NotifyEvent's events, NotifyMonitoringReport's monitors) or an answer
-        (GetConfiguration's keys, GetVariables' results). Its first ``ITEMS_PER_TURN`` are the frame's
-        own, each ``ITEMS_PER_TURN`` more take a turn of the frame rate, waited for
-        (``frame_budget_waited``), never cut: readings to bill, a report's parts. A frame carries
-        thousands (3,400 sampled values within 64 KB: 84 ms of the process, so a charger at 20 frames
-        a second asked for more than two cores); such a frame now costs what as many ordinary messages
-        at the rate would, or waits ``FRAME_WORK_WAIT_MAX`` s. Counted only when the frame's text has
-        room for more than ``ITEMS_PER_TURN``, so ordinary frames cost nothing."""
-        if not self._frame_items_possible:
-            return
-        count = items_counted(payload)
-        if count > ITEMS_PER_TURN:
-            await self.frame_budget_waited((count - 1) // ITEMS_PER_TURN)
+    async def readings_paced(self, meter_values: Any) -> None:
+        """A message's readings (``meterValue``, 1.6 ``transactionData``: ``[{timestamp, sampledValue:
+        [...]}]``) as a frame's work: its first ``SAMPLES_PER_TURN`` sampled values are the frame's
+        own, each ``SAMPLES_PER_TURN`` more take a turn of the frame rate, waited for
+        (``frame_budget_waited``), never cut: they are readings to bill. Each sampled value is a
+        ledger row, and a frame carries thousands (3,400 within 64 KB: 84 ms of the process, so a
+        charger at 20 frames a second asked for more than two cores); such a frame now costs what as
+        many ordinary messages at the rate would, or waits ``FRAME_WORK_WAIT_MAX`` s."""
+        count = sum(
+            len(entry["sampledValue"])
+            for entry in meter_values or ()
+            if isinstance(entry, dict) and isinstance(entry.get("sampledValue"), list)
+        )
+        if count > SAMPLES_PER_TURN:
+            await self.frame_budget_waited((count - 1) // SAMPLES_PER_TURN)
 
     async def frame_work_kept(self, items: list[Item], what: str) -> list[Item]:
         """``items``, a frame's work (``what``: "NotifyEvent's connector statuses"), as far as the
         frame rate lets it go: the first as the frame's own, each after it for a turn of the rate
-        (``frame_budget_waited``; those its items took already, ``items_paced``, count); those past
-        the wait cut, with a warning naming how many."""
-        if not items:
-            return []
-        # the turns the frame's items took (``items_paced``) stand for as many of these
-        paid = min(self._frame_turns, len(items) - 1)
-        kept = 1 + paid + await self.frame_budget_waited(len(items) - 1 - paid)
+        (``frame_budget_waited``); those past the wait cut, with a warning naming how many."""
+        kept = 1 + await self.frame_budget_waited(len(items) - 1) if items else 0
         if kept < len(items):
             logger.warning(
                 "%s: %s over the frame rate: %d of %d left undone", self.id, what, len(items) - kept, len(items)

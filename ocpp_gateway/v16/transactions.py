@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +68,7 @@ class TransactionHandlers:
     """Their payloads and answers as sent (``@on_payload``): the charger's camelCase fields."""
 
     id: str
+    readings_paced: Callable[[Any], Coroutine[Any, Any, None]]
 
     @on_payload(Action.authorize)
     async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +106,7 @@ class TransactionHandlers:
     @on_payload(Action.meter_values)
     async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{connectorId, transactionId?, meterValue}`` -> ``{}``."""
+        await self.readings_paced(payload["meterValue"])
         transaction_id = payload.get("transactionId")
         await in_commit_group(meter_values_record)(
             charge_point_id=self.id,
@@ -117,6 +120,7 @@ class TransactionHandlers:
     async def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{transactionId, meterStop, timestamp, idTag?, reason?, transactionData?}`` -> ``{idTagInfo?}``."""
         id_tag = payload.get("idTag")  # absent, a string, or (some firmware) null
+        await self.readings_paced(payload.get("transactionData"))
         result = await in_commit_group(transaction_stop)(
             request=StopRequest(
                 charge_point_id=self.id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -280,6 +280,7 @@ class TransactionHandlers:
     """Their payloads and answers as sent (``@on_payload``): the charger's camelCase fields."""
 
     id: str
+    readings_paced: Callable[[Any], Coroutine[Any, Any, None]]
 
     @on_payload(Action.authorize)
     async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -295,12 +296,14 @@ class TransactionHandlers:
     @on_payload(Action.transaction_event)
     async def on_transaction_event(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A TransactionEvent -> ``{idTokenInfo?, totalCost?}`` (OCPP 2.0.1 E01-E07, I03)."""
+        await self.readings_paced(payload.get("meterValue"))
         answer: dict[str, Any] = await in_commit_group(_transaction_event)(charge_point_id=self.id, payload=payload)
         return answer
 
     @on_payload(Action.meter_values)
     async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{evseId, meterValue}`` -> ``{}``."""
+        await self.readings_paced(payload["meterValue"])
         await in_commit_group(meter_values_record)(
             charge_point_id=self.id, evse_id=payload["evseId"], samples=sampled_values(payload["meterValue"])
         )
