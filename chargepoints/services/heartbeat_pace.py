@@ -47,8 +47,10 @@ def heartbeat_interval_of(value: str) -> int | None:
 
 def heartbeat_interval_stored(*, charge_point: ChargePoint, interval: int) -> None:
     """Store ``interval`` (s) as the charger's ``heartbeat_interval``, one the charger has not taken
-    yet: the interval it keeps until then is kept too. One UPDATE of the row (the interval kept
-    is the one before the first change it has not taken); the instance follows."""
+    yet: the interval it keeps until then is kept too, and an earlier push whose answer did not come
+    back (``unconfirmed_heartbeat_interval``) is forgotten: a read reporting it no longer makes it the
+    record over this one. One UPDATE of the row (the interval kept is the one before the first change
+    it has not taken); the instance follows."""
     _stored_not_taken(charge_point.pk, interval)
     charge_point.refresh_from_db(fields=["heartbeat_interval", "previous_heartbeat_interval", "updated_at"])
 
@@ -160,5 +162,6 @@ def _stored_not_taken(pk: int, interval: int) -> None:
     ChargePoint.objects.filter(pk=pk).exclude(heartbeat_interval=interval).update(
         previous_heartbeat_interval=Coalesce(F("previous_heartbeat_interval"), F("heartbeat_interval")),
         heartbeat_interval=interval,
+        unconfirmed_heartbeat_interval=None,  # a push left unanswered before is no longer the one owed
         updated_at=timezone.now(),
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from chargepoints import services
 from chargepoints.models import ChargePoint
+from chargepoints.services import heartbeat_pace
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -105,3 +106,20 @@ def test_reboot_required_after_the_charger_booted_on_an_earlier_change_keeps_tha
     assert (stored.heartbeat_interval, stored.previous_heartbeat_interval) == (60, 120)
     assert offline_after(230) == []
     assert offline_after(250) == ["CP-1"]
+
+
+def test_an_interval_stored_after_a_push_left_unanswered_is_not_undone_by_a_read_of_the_older_push(
+    register_charge_point, django_capture_on_commit_callbacks
+):
+    """A push of 60 times out (unconfirmed), the operator then stores 120: a configuration read
+    reporting 60 (the charger took the older push) leaves the operator's 120 the record, owed to the
+    charger, 60 what it keeps meanwhile."""
+    charge_point = register_charge_point("CP-1", heartbeat_interval=300)
+    with django_capture_on_commit_callbacks(execute=True):
+        heartbeat_pace.charge_point_heartbeat_interval_unconfirmed(charge_point=charge_point, value="60")
+    services.charge_point_update(charge_point=ChargePoint.objects.get(pk=charge_point.pk), heartbeat_interval=120)
+    with django_capture_on_commit_callbacks(execute=True):
+        heartbeat_pace.heartbeat_intervals_reported(reported={charge_point.pk: "60"})
+    stored = ChargePoint.objects.get(pk=charge_point.pk)
+    assert (stored.heartbeat_interval, stored.unconfirmed_heartbeat_interval) == (120, None)
+    assert stored.reported_heartbeat_interval == 60
