@@ -269,8 +269,7 @@ def transaction_finish(
     A close the CSMS made (``closed_by_csms``) keeps the session's open idle and withheld time open
     from the end it billed them to (``idle_since``, ``withheld_since``): a 1.6 reset or power-loss stop,
     or a 2.0.1 Ended, that replaces the close bills them on to its own end, as it would have without
-    the close (an EV idle from 10:40, its charger's reset stop at 11:00: 20 idle minutes, not none),
-    an end no later than the close (``close_bound``).
+    the close (an EV idle from 10:40, its charger's reset stop at 11:00: 20 idle minutes, not none).
 
     ``end_unknown``: the charger's stop tells no time of its end (``stopped_at`` is an upper bound,
     its charger's boot: ``transaction_stop``): its time is billed up to its last evidence, as a close
@@ -283,8 +282,6 @@ def transaction_finish(
     """
     repriced = session.status == TransactionStatus.ENDED
     close_replaced = repriced and session.closed_by_csms and not closed_by_csms
-    if close_replaced:
-        stopped_at = close_bound(session, stopped_at)
     # A late event re-pricing a session whose stop told no end bills it to its evidence still, not the boot
     end_unknown = end_unknown or (repriced and session.end_unknown and not closed_by_csms)
     session.end_unknown = end_unknown and not closed_by_csms
@@ -360,18 +357,6 @@ def transaction_finish(
         if isinstance(cost, Decimal):
             return cost
     return None
-
-
-def close_bound(session: Transaction, stopped_at: datetime) -> datetime:
-    """The end of a stop replacing the close the CSMS made of ``session`` (``closed_by_csms``): its own,
-    no later than the close. What the close took (its connector free after the boot, the boot of a
-    version change or of a Reset that ended it, a new start on its connector) said the session was
-    over then: a stop stamped later (queued and stamped at its sending, attached by an operator
-    without a time) would bill its idle time and its time on to that stamp (3 idle hours for a
-    connector its charger had said free). Its time as sent is kept (``charger_stopped_at``)."""
-    if session.closed_by_csms and session.stopped_at is not None and stopped_at > session.stopped_at:
-        return session.stopped_at
-    return stopped_at
 
 
 def _meter_stop_stood_in(session: Transaction, meter_stop_wh: Decimal | None, readings: list[metering.Reading]) -> bool:

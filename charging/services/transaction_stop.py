@@ -58,11 +58,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
 )
 from charging.services.status_reads import opened_before_boot
-from charging.services.transaction_end import (
-    close_bound,
-    transaction_finish,
-    transactions_superseded_on_its_evse_close,
-)
+from charging.services.transaction_end import transaction_finish, transactions_superseded_on_its_evse_close
 from kernel.plain_sql import gathered_rows_written
 from kernel.storable_text import unstorable_numbers_replaced
 
@@ -180,13 +176,11 @@ def transaction_stop(request: StopRequest) -> StopResult:
             transactions_superseded_on_its_evse_close(session)  # the Ended first to name its EVSE
         _token_of_an_ended_event(session, request, info)
         boot = _boot_that_ended_it(session, request, stop, read_before_the_stop)
-        end = stop.at if boot is None else boot
-        if (boot is not None or close_bound(session, end) != end) and stop.sent is not None:
-            # the time as sent, the boot (or the close the stop replaces) used: it tells a resent copy
-            session.charger_stopped_at = stop.sent
+        if boot is not None and stop.sent is not None:
+            session.charger_stopped_at = stop.sent  # the time as sent, the boot used: it tells a resent copy
         cost = transaction_finish(
             session=session,
-            stopped_at=end,
+            stopped_at=stop.at if boot is None else boot,
             end_unknown=boot is not None,
             # The meter stop sent (1.6), else the session's last reading among all of its ledger's
             # (the stop's own readings alone may miss a phase or the location the others read).
