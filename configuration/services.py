@@ -445,17 +445,11 @@ def _variables_upsert(
     for attribute in attributes:
         key = variable_identity(attribute.component, attribute.variable)
         known = variables.get(key)
-        variables[key] = DeviceModelVariable(
-            charge_point=charge_point,
-            component_name=key[0],
-            component_instance=key[1],
-            evse_id=key[2],
-            connector_id=key[3],
-            variable_name=key[4],
-            variable_instance=key[5],
-            identity=identity_digest(key),
+        variables[key] = _variable_row(
+            charge_point,
+            key,
+            now,
             characteristics=attribute.characteristics or (known.characteristics if known else None),
-            learned_at=now,
         )
     if characteristics:
         _characteristics_kept(charge_point, variables.values())
@@ -599,6 +593,23 @@ def configuration_values_unconfirmed(
     )
 
 
+def _variable_row(charge_point: ChargePoint, key: tuple[Any, ...], now: datetime, **fields: Any) -> DeviceModelVariable:
+    """A variable of ``charge_point`` named by ``key`` (``variable_identity``), learned ``now``, not saved."""
+    component_name, component_instance, evse_id, connector_id, variable_name, variable_instance = key
+    return DeviceModelVariable(
+        charge_point=charge_point,
+        component_name=component_name,
+        component_instance=component_instance,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        variable_name=variable_name,
+        variable_instance=variable_instance,
+        identity=identity_digest(key),
+        learned_at=now,
+        **fields,
+    )
+
+
 def _variables_made(
     charge_point: ChargePoint, attributes: Sequence[ReportedAttribute], now: datetime
 ) -> dict[str, DeviceModelVariable]:
@@ -606,21 +617,7 @@ def _variables_made(
     of them), those not stored made. Two queries, four when one is made."""
     named = {identity_digest(key): key for key in (variable_identity(a.component, a.variable) for a in attributes)}
     stored = {v.identity: v for v in DeviceModelVariable.objects.filter(charge_point=charge_point, identity__in=named)}
-    missing = [
-        DeviceModelVariable(
-            charge_point=charge_point,
-            component_name=key[0],
-            component_instance=key[1],
-            evse_id=key[2],
-            connector_id=key[3],
-            variable_name=key[4],
-            variable_instance=key[5],
-            identity=digest,
-            learned_at=now,
-        )
-        for digest, key in named.items()
-        if digest not in stored
-    ]
+    missing = [_variable_row(charge_point, key, now) for digest, key in named.items() if digest not in stored]
     if missing:
         DeviceModelVariable.objects.bulk_create(missing, ignore_conflicts=True)
         made = DeviceModelVariable.objects.filter(charge_point=charge_point, identity__in=[v.identity for v in missing])
